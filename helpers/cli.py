@@ -1,0 +1,186 @@
+"""`python -m helpers`: stylize a photo from the command line.
+
+    python -m helpers                              # the bundled city photo as The Starry Night
+    python -m helpers photo.jpg painting.jpg -o out.png --size 512 --steps 500
+"""
+
+import argparse
+import signal
+import sys
+from pathlib import Path
+
+from tqdm.auto import tqdm
+
+from .device import describe_device
+from .errors import StyleTransferError
+from .images import bundled_images, free_path, save_image
+from .optimization import INITS, OPTIMIZERS, PRECISIONS, StyleTransfer, StyleTransferConfig
+from .network import POOLING_NAMES, WEIGHTS_NAMES
+
+DEFAULTS = StyleTransferConfig()
+
+
+class _OneLineParser(argparse.ArgumentParser):
+    """argparse, but a bad flag is one line on stderr (not the whole usage) and exit status 2."""
+
+    def error(self, message):
+        self.exit(2, f"error: {message} (see python -m helpers --help)\n")
+
+
+def build_parser():
+    p = _OneLineParser(
+        prog="python -m helpers",
+        description="Neural style transfer by optimization (Gatys, Ecker & Bethge): repaint "
+                    "CONTENT in the style of STYLE. With no images, uses the bundled city photo "
+                    "and The Starry Night.",
+    )
+    p.add_argument("content", nargs="?", help="the photo (default: images/content/city.jpg)")
+    p.add_argument("style", nargs="*", help="one or more style images (default: images/style/starry_night.jpg)")
+    p.add_argument("-o", "--output", help="where to write the result (default: CONTENT-STYLE.png, never overwriting)")
+    p.add_argument("--overwrite", action="store_true", help="replace OUTPUT if it exists")
+    g = p.add_argument_group("size and length")
+    g.add_argument("--size", type=int, default=DEFAULTS.size_px, metavar="PX", help="long edge of the result (default: %(default)s)")
+    g.add_argument("--steps", type=int, default=DEFAULTS.steps, help="optimizer steps (default: %(default)s)")
+    g = p.add_argument_group("the loss")
+    g.add_argument("--content-weight", type=float, default=DEFAULTS.content_weight, help="alpha (default: %(default)s)")
+    g.add_argument("--style-weight", type=float, default=DEFAULTS.style_weight, help="beta (default: %(default)s)")
+    g.add_argument("--tv-weight", type=float, default=DEFAULTS.tv_weight, help="total variation (default: %(default)s)")
+    g.add_argument("--content-layers", default=",".join(DEFAULTS.content_layers), metavar="LAYERS", help="comma-separated (default: %(default)s)")
+    g.add_argument("--style-layers", default=",".join(DEFAULTS.style_layers), metavar="LAYERS", help="comma-separated (default: %(default)s)")
+    g.add_argument("--style-layer-weights", metavar="W,W,...", help="one weight per style layer (default: equal)")
+    g.add_argument("--style-blend-weights", metavar="W,W,...", help="one weight per style image (default: equal)")
+    g.add_argument("--style-scale", type=float, default=DEFAULTS.style_scale, help="style image size relative to the output (default: %(default)s)")
+    g = p.add_argument_group("the optimization")
+    g.add_argument("--optimizer", choices=OPTIMIZERS, default=DEFAULTS.optimizer, type=str.lower)
+    g.add_argument("--lr", "--learning-rate", dest="learning_rate", type=float, default=DEFAULTS.learning_rate, help="(default: %(default)s)")
+    g.add_argument("--init", choices=INITS, default=DEFAULTS.init, type=str.lower, help="start from the photo or from noise (default: %(default)s)")
+    g.add_argument("--init-image", metavar="PATH", help="start from this image instead")
+    g.add_argument("--seed", type=int, default=DEFAULTS.seed)
+    g = p.add_argument_group("the network and the machine")
+    g.add_argument("--weights", choices=WEIGHTS_NAMES, default=DEFAULTS.weights, type=str.lower,
+                   help="caffe: the original VGG-19 (offline); torchvision: downloads 548 MB once")
+    g.add_argument("--pooling", choices=POOLING_NAMES, default=DEFAULTS.pooling, type=str.lower)
+    g.add_argument("--device", default=DEFAULTS.device, help="auto, cuda, mps or cpu (default: %(default)s)")
+    g.add_argument("--precision", choices=PRECISIONS, default=DEFAULTS.precision, type=str.lower)
+    g.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    return p
+
+
+
+def _floats(text, what):
+    if text is None:
+        return None
+    try:
+        return tuple(float(v) for v in text.replace(",", " ").split())
+    except ValueError:
+        raise StyleTransferError(f"{what} must be numbers separated by commas, got {text!r}") from None
+
+
+def _config_from(args):
+    return StyleTransferConfig(
+        size_px=args.size, steps=args.steps, content_layers=args.content_layers,
+        style_layers=args.style_layers, style_layer_weights=_floats(args.style_layer_weights, "--style-layer-weights"),
+        content_weight=args.content_weight, style_weight=args.style_weight, tv_weight=args.tv_weight,
+        optimizer=args.optimizer, learning_rate=args.learning_rate, init=args.init, seed=args.seed,
+        device=args.device, weights=args.weights, pooling=args.pooling, style_scale=args.style_scale,
+        style_blend_weights=_floats(args.style_blend_weights, "--style-blend-weights"),
+        precision=args.precision, report_every=1,
+    ).validate()
+
+
+def _output_path(args, content, styles):
+    if args.output:
+        out = Path(args.output)
+        if out.exists() and not args.overwrite:
+            raise StyleTransferError(f"{out} already exists: choose another name or pass --overwrite")
+        return out
+    name = f"{Path(content).stem}-{'+'.join(Path(s).stem for s in styles)}.png"
+    return free_path(Path(name))
+
+
+def _check_output_location(out):
+    from .images import SAVE_FORMATS
+
+    if out.suffix.lower() not in SAVE_FORMATS:
+        raise StyleTransferError(
+            f"cannot save {out}: unknown file type {out.suffix!r}; use one of " + ", ".join(sorted(SAVE_FORMATS))
+        )
+    if out.is_dir():
+        raise StyleTransferError(f"cannot save to {out}: it is a folder; give a file name")
+    folder = out.parent if str(out.parent) else Path(".")
+    if not folder.is_dir():
+        raise StyleTransferError(f"cannot save {out}: folder {folder} does not exist")
+
+
+def run(argv=None):
+    args = build_parser().parse_args(argv)
+    content = args.content or bundled_images("content")["city"]
+    styles = args.style or [bundled_images("style")["starry_night"]]
+    config = _config_from(args)
+    out = _output_path(args, content, styles)
+    _check_output_location(out)  # before minutes of work, not after
+
+    engine = StyleTransfer(content, styles, config, init_image=args.init_image)
+    h, w = engine.content.shape[-2:]
+    if not args.quiet:
+        print(f"Stylizing {content} ({w}×{h} px) with {', '.join(map(str, styles))} "
+              f"on {describe_device(engine.device)}", file=sys.stderr)
+    bar = tqdm(total=config.steps, unit="step", disable=args.quiet, file=sys.stderr, dynamic_ncols=True)
+
+    def on_progress(progress):
+        bar.update(progress.step - bar.n)
+        bar.set_postfix(loss=f"{progress.losses['total']:.3g}", refresh=False)
+
+    result = engine.run(callback=on_progress)
+    bar.close()
+    metadata = {"Software": "nst-tutorial-helpers (python -m helpers)",
+                "Settings": repr(config.as_dict()), "Content": str(content),
+                "Style": ", ".join(map(str, styles))}
+    save_image(result.image, out, overwrite=args.overwrite, metadata=metadata if out.suffix.lower() == ".png" else None)
+    if result.stopped == "interrupted":
+        print(f"Interrupted at step {result.steps_done}/{config.steps}: saved the best image so far to {out}",
+              file=sys.stderr)
+        return 130
+    if result.stopped:
+        print(f"error: {result.stopped} Saved it to {out}", file=sys.stderr)
+        return 1
+    last = result.history[-1]
+    print(f"Saved {out} ({w}×{h} px, {result.steps_done} steps in {result.seconds:.1f} s, "
+          f"{result.seconds / max(1, result.steps_done):.3f} s/step)")
+    print(_settings_table(config, engine, last))
+    return 0
+
+
+def _settings_table(config, engine, last):
+    rows = [
+        ("device", describe_device(engine.device)),
+        ("weights / pooling", f"{config.weights} / {config.pooling}"),
+        ("precision", "bfloat16 features, float32 losses" if engine.autocast_dtype else "float32"),
+        ("optimizer", f"{config.optimizer}, lr {config.learning_rate:g}, init {config.init}, seed {config.seed}"),
+        ("content", f"{', '.join(config.content_layers)} × {config.content_weight:g}"),
+        ("style", f"{', '.join(config.style_layers)} × {config.style_weight:g}"
+                  + (f" (layer weights {', '.join(f'{w:g}' for w in config.style_layer_weights)})"
+                     if config.style_layer_weights else "")),
+        ("style scale", f"{config.style_scale:g}"),
+        ("total variation", f"{config.tv_weight:g}"),
+        ("final losses", f"content {last['content']:.3g}, style {last['style']:.3g}, tv {last['tv']:.3g}"),
+    ]
+    width = max(len(k) for k, _ in rows)
+    return "\n".join(f"  {k:<{width}}  {v}" for k, v in rows)
+
+
+def main(argv=None):
+    # Ctrl-C during the run is caught by the engine, which keeps the best image so far.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        return run(argv)
+    except StyleTransferError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("Interrupted before the run started; nothing was written.", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,55 @@
+"""Choosing where the optimization runs: a CUDA GPU, an Apple GPU or the CPU."""
+
+import torch
+
+from .errors import StyleTransferError
+
+DEVICE_NAMES = ("auto", "cuda", "mps", "cpu")
+
+
+def pick_device(name="auto"):
+    """Return a `torch.device` for `name`: "auto" picks cuda > mps > cpu.
+
+    Asking for a device that this machine does not have is an error, not a
+    silent fallback, so that a user who wanted the GPU knows they did not get it.
+    """
+    if isinstance(name, torch.device):
+        name = str(name)
+    if name is None:
+        name = "auto"
+    base = str(name).split(":")[0]
+    if base not in DEVICE_NAMES:
+        raise StyleTransferError(
+            f"unknown device {name!r}: choose one of {', '.join(DEVICE_NAMES)}"
+        )
+    if base == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if _mps_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    if base == "cuda" and not torch.cuda.is_available():
+        raise StyleTransferError(
+            "device 'cuda' was asked for but PyTorch sees no CUDA GPU here: "
+            "use --device cpu (or auto), or switch on a GPU runtime"
+        )
+    if base == "mps" and not _mps_available():
+        raise StyleTransferError(
+            "device 'mps' was asked for but no Apple GPU is available: use --device cpu or auto"
+        )
+    return torch.device(name)
+
+
+def _mps_available():
+    backend = getattr(torch.backends, "mps", None)
+    return bool(backend is not None and backend.is_available())
+
+
+def describe_device(device):
+    """A short human description, e.g. 'cuda (NVIDIA H100 80GB HBM3)' or 'cpu (2 threads)'."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        return f"cuda ({torch.cuda.get_device_name(device)})"
+    if device.type == "cpu":
+        return f"cpu ({torch.get_num_threads()} threads)"
+    return device.type

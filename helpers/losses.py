@@ -1,0 +1,73 @@
+"""The loss terms of Gatys et al., one function each.
+
+Notation of the paper: F^l is the feature map of the generated image at layer l, with
+N_l channels ("filters") of M_l = H_l·W_l positions each; P^l is the same for the photo;
+A^l is the Gram matrix of the painting. All losses are computed in float32, even where
+the features come from a bfloat16 forward pass.
+"""
+
+import torch
+
+
+def gram_matrix(features):
+    r"""Gram matrices of a batch of feature maps, normalized by C·H·W.
+
+    .. math:: G_{ij} = \frac{1}{C H W} \sum_{k} F_{ik} F_{jk}
+
+    `features` has shape (N, C, H, W); the result has shape (N, C, C). Entry (i, j) is
+    how strongly channels i and j fire together, averaged over positions: a summary of
+    which features co-occur, with all spatial layout thrown away. The paper uses the raw
+    sum; dividing by C·H·W keeps values comparable across layers and image sizes.
+    """
+    n, c, h, w = features.shape
+    f = features.float().reshape(n, c, h * w)
+    return torch.bmm(f, f.transpose(1, 2)) / (c * h * w)
+
+
+def content_loss(features, target):
+    r"""Content loss at one layer: the mean squared difference of feature maps.
+
+    .. math:: \mathcal{L}_{content} = \frac{1}{N_l M_l} \sum_{i,j} (F^l_{ij} - P^l_{ij})^2
+
+    The paper writes ½·Σ; taking the mean instead makes the value independent of the
+    image size, so one content weight fits every size.
+    """
+    return (features.float() - target.float()).pow(2).mean()
+
+
+def style_loss(features, target_grams, layer_weights=None):
+    r"""Style loss: the weighted sum over layers of Gram-matrix mean squared errors.
+
+    .. math:: \mathcal{L}_{style} = \sum_l w_l E_l, \qquad
+              E_l = \frac{1}{N_l^2} \sum_{i,j} (G^l_{ij} - A^l_{ij})^2
+
+    `features` maps layer names to feature maps of the generated image, `target_grams`
+    the same names to the painting's Gram matrices A^l (from `gram_matrix`), and
+    `layer_weights` names to w_l (default: equal weights 1/L, as in the paper). With
+    Gram matrices normalized by C·H·W this is the paper's E_l up to a constant factor.
+    """
+    if layer_weights is None:
+        layer_weights = {name: 1.0 / len(target_grams) for name in target_grams}
+    total = 0.0
+    for name, weight in layer_weights.items():
+        if weight == 0:
+            continue
+        g = gram_matrix(features[name])
+        total = total + weight * (g - target_grams[name].float()).pow(2).mean()
+    return total
+
+
+def total_variation_loss(image):
+    r"""Total variation: how much neighbouring pixels differ, a penalty on noise.
+
+    .. math:: \mathcal{L}_{TV} = \frac{1}{N}\sum_{i,j} (x_{i,j+1} - x_{i,j})^2
+                               + \frac{1}{N}\sum_{i,j} (x_{i+1,j} - x_{i,j})^2
+
+    Means of squared differences between horizontal and vertical neighbours, over all
+    channels of an image in [0, 1]. Not in Gatys et al. 2016; Mahendran & Vedaldi (2015)
+    and Johnson et al. (2016) use it to smooth high-frequency artefacts.
+    """
+    x = image.float()
+    dx = (x[..., :, 1:] - x[..., :, :-1]).pow(2).mean()
+    dy = (x[..., 1:, :] - x[..., :-1, :]).pow(2).mean()
+    return dx + dy

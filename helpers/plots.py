@@ -1,0 +1,81 @@
+"""Pictures: image grids, feature maps, Gram matrices and loss curves with matplotlib."""
+
+import math
+
+import matplotlib.pyplot as plt
+import torch
+
+from .images import tensor_to_image
+
+
+def show_images(images, titles=None, columns=None, size_in=3.5, suptitle=None):
+    """Draw image tensors (RGB in [0, 1]) or PIL images side by side; return the figure.
+
+    `columns` defaults to all in one row (at most 4, then wrapping).
+    """
+    images = list(images)
+    titles = list(titles) if titles is not None else [None] * len(images)
+    columns = columns or min(len(images), 4)
+    rows = math.ceil(len(images) / columns)
+    fig, axes = plt.subplots(rows, columns, figsize=(size_in * columns, size_in * rows), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for ax, image, title in zip(axes.flat, images, titles):
+        ax.imshow(image if not isinstance(image, torch.Tensor) else tensor_to_image(image))
+        if title:
+            ax.set_title(title, fontsize=10)
+    if suptitle:
+        fig.suptitle(suptitle)
+    fig.tight_layout()
+    return fig
+
+
+def show_feature_maps(activation, channels=8, title=None, size_in=1.6, cmap="viridis"):
+    """Draw the first `channels` channels (or the given channel indices) of one activation (1, C, H, W)."""
+    a = activation.detach().float().cpu()[0]
+    indices = list(range(min(channels, a.shape[0]))) if isinstance(channels, int) else list(channels)
+    fig, axes = plt.subplots(1, len(indices), figsize=(size_in * len(indices), size_in * 1.15), squeeze=False)
+    for ax, c in zip(axes[0], indices):
+        ax.imshow(a[c], cmap=cmap)
+        ax.set_title(f"channel {c}", fontsize=8)
+        ax.axis("off")
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def show_gram(gram, title="Gram matrix", ax=None, cmap="magma"):
+    """Draw one Gram matrix ((C, C) or (1, C, C)) as a heatmap with a colour bar."""
+    g = gram.detach().float().cpu()
+    g = g[0] if g.dim() == 3 else g
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(4.2, 3.6))
+    else:
+        fig = ax.figure
+    im = ax.imshow(g, cmap=cmap)
+    ax.set_title(title, fontsize=10)
+    ax.set_xlabel("channel j")
+    ax.set_ylabel("channel i")
+    fig.colorbar(im, ax=ax, fraction=0.046)
+    return fig
+
+
+def plot_losses(history, ax=None, title="losses (weighted)"):
+    """Draw the loss history of a run (a list of dicts from StyleTransferResult.history), log scale."""
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(5, 3.5))
+    else:
+        fig = ax.figure
+    ax.clear()
+    steps = [h["step"] for h in history]
+    for key in ("total", "content", "style", "tv"):
+        values = [h[key] for h in history]
+        if any(v > 0 for v in values):
+            ax.plot(steps, values, label=key, lw=2 if key == "total" else 1.2)
+    ax.set_yscale("log")
+    ax.set_xlabel("step")
+    ax.set_title(title, fontsize=10)
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    return fig
