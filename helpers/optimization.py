@@ -214,7 +214,9 @@ class StyleTransfer:
             start = torch.rand(self.content.shape, generator=generator)
         else:
             start = self.content.detach().cpu().clone()
-        self.image = start.to(self.device).contiguous(memory_format=torch.channels_last).requires_grad_(True)
+        layout = torch.channels_last if config.optimizer == "adam" else torch.contiguous_format
+        # L-BFGS flattens gradients with .view(-1), which needs the standard layout.
+        self.image = start.to(self.device).contiguous(memory_format=layout).requires_grad_(True)
         self.best_image = self.image.detach().clone()
         self.best_loss = torch.tensor(float("inf"), device=self.device)
         self.history = []
@@ -382,11 +384,15 @@ class StyleTransfer:
         values = torch.stack([v for _, v in pending]).float().cpu().tolist()
         for (step, _), (c, s, tv, total) in zip(pending, values):
             if not all(math.isfinite(x) for x in (c, s, tv, total)):
+                what = "NaN" if math.isnan(total) else "infinite"
+                if not self.history:
+                    return (f"the loss is {what} from the first step: a weight is too large "
+                            f"(content {self.config.content_weight:g}, style {self.config.style_weight:g}, "
+                            f"tv {self.config.tv_weight:g}); lower it. Kept the starting image.")
                 return (
-                    f"the loss became {'NaN' if math.isnan(total) else 'infinite'} at step {step}: "
-                    f"the learning rate {self.config.learning_rate:g} is probably too high for "
-                    f"{self.config.optimizer}; lower it (Adam: try 0.02, L-BFGS: 1). "
-                    "Kept the last good image."
+                    f"the loss became {what} at step {step}: the learning rate "
+                    f"{self.config.learning_rate:g} is probably too high for {self.config.optimizer}; "
+                    "lower it (Adam: try 0.02, L-BFGS: 1). Kept the last good image."
                 )
             self.history.append({"step": step, "content": c, "style": s, "tv": tv, "total": total})
         return None
