@@ -9,6 +9,8 @@ expects lives inside the model, so every caller hands in RGB in [0, 1].
 import functools
 import hashlib
 import importlib.util
+import os
+import tempfile
 from pathlib import Path
 
 import torch
@@ -17,6 +19,7 @@ import torchvision
 from torch import nn
 
 from .errors import StyleTransferError
+from .images import bundled_images, load_image
 
 WEIGHTS_NAMES = ("caffe", "torchvision", "random")
 POOLING_NAMES = ("max", "avg")
@@ -221,3 +224,125 @@ def layer_table():
         rows.append({"name": name, "index": index, "channels": channels,
                      "downsampling": jump, "receptive_field": field})
     return rows
+
+
+# --- The "normalised" VGG-19 of Gatys et al. -------------------------------------------
+# "We used the feature space provided by a normalised version of the 16 convolutional and
+# 5 pooling layers of the 19-layer VGG network. We normalized the network by scaling the
+# weights such that the mean activation of each convolutional filter over images and
+# positions is equal to one." (Gatys, Ecker & Bethge 2016, section 2)
+
+#: The long edge (px) at which the bundled images are shown to the network to measure means.
+NORMALIZE_SIZE_PX = 256
+RELU_NAMES = tuple(n for n in LAYER_NAMES if n.startswith("relu"))
+
+
+@torch.no_grad()
+def relu_channel_means(model, images):
+    """The mean activation m_k of every filter k after each ReLU, over images and positions.
+
+    m_k = (1/N) Σ_n mean_{x,y} relu(conv(image_n))_k(x, y): each image counts equally,
+    whatever its size. Returns {"relu1_1": tensor(64), ..., "relu5_4": tensor(512)}.
+    """
+    images = list(images)
+    if not images:
+        raise StyleTransferError("normalizing VGG-19 needs at least one image")
+    sums = {}
+    for image in images:
+        feats = model(image, RELU_NAMES)
+        for name in RELU_NAMES:
+            sums[name] = sums.get(name, 0) + feats[name].float().mean(dim=(0, 2, 3)).cpu()
+    return {name: s / len(images) for name, s in sums.items()}
+
+
+@torch.no_grad()
+def normalize_vgg19(model, images=None, means=None):
+    """Rescale `model` in place so that each filter's mean activation over `images` is 1.
+
+    With ReLU(c·z) = c·ReLU(z) for c > 0, and pooling commuting with a positive per-channel
+    scale, dividing filter k of conv layer l (its weights and bias) by its mean m_k makes that
+    mean 1; multiplying the weights of layer l+1 that read input channel k by m_k undoes the
+    change for every deeper layer. In one line, for each conv layer l:
+
+        W_l[k, j] ← W_l[k, j] · m_{l−1, j} / m_{l, k},   b_l[k] ← b_l[k] / m_{l, k}
+
+    so relu_l of the new network is relu_l of the old one divided by m_l channel by channel,
+    and all the means can be measured once, on the original network. Filters that never fire
+    on these images (m_k = 0) are left as they are. Give `images` or precomputed `means`.
+    Returns the means used.
+    """
+    if means is None:
+        means = relu_channel_means(model, images)
+    previous = None  # m_{l-1}: how much the input channels of this layer were divided by
+    for index, module in enumerate(model.features):
+        if not isinstance(module, nn.Conv2d):
+            continue
+        m = means["relu" + LAYER_NAMES[index][4:]].to(module.weight.device, module.weight.dtype)
+        m = torch.where(m > 1e-12, m, torch.ones_like(m))
+        weight = module.weight / m.view(-1, 1, 1, 1)
+        if previous is not None:
+            weight = weight * previous.view(1, -1, 1, 1)
+        module.weight.copy_(weight)
+        module.bias.div_(m)
+        previous = m
+    model.normalized = True
+    return means
+
+
+def normalization_images(size_px=NORMALIZE_SIZE_PX):
+    """The bundled content and style images at `size_px`, and a sha256 of their files."""
+    paths = sorted(list(bundled_images("content").values()) + list(bundled_images("style").values()))
+    digest = hashlib.sha256()
+    for path in paths:
+        digest.update(path.name.encode() + b"\0" + path.read_bytes())
+    return [load_image(p, size_px) for p in paths], digest.hexdigest()
+
+
+def cache_dir():
+    """Where computed things are kept between sessions: $NST_CACHE_DIR, else
+    $XDG_CACHE_HOME/nst-tutorial, else ~/.cache/nst-tutorial."""
+    if os.environ.get("NST_CACHE_DIR"):
+        return Path(os.environ["NST_CACHE_DIR"])
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "nst-tutorial"
+
+
+def load_normalized_vgg19(weights="caffe", pooling="max", device=None):
+    """`load_vgg19(weights, pooling)`, normalized (`normalize_vgg19`) over the bundled images.
+
+    The per-filter means are cached on disk (see `cache_dir`) under a name made of the
+    weights (the sha256 of the original file for "caffe"), the pooling, the image size and
+    the sha256 of the bundled images, so they are measured once (a few seconds on a CPU).
+    "random" weights differ at every call and are never cached.
+    """
+    model = load_vgg19(weights, pooling)
+    images, images_sha = normalization_images()
+    weights_id = {"caffe": "caffe-" + CAFFE_WEIGHTS_SHA256[:12], "torchvision": "torchvision-IMAGENET1K_V1"}
+    means = None
+    path = None
+    if weights in weights_id:
+        path = cache_dir() / f"vgg19-{weights_id[weights]}-{pooling}-means-{NORMALIZE_SIZE_PX}px-{images_sha[:12]}.pt"
+        if path.is_file():
+            try:
+                means = torch.load(path, map_location="cpu", weights_only=True)
+            except Exception:  # a damaged cache file is measured again
+                means = None
+            if not isinstance(means, dict) or set(means) != set(RELU_NAMES):
+                means = None
+    if means is None:
+        means = relu_channel_means(model, images)
+        if path is not None:
+            _save_atomically(means, path)
+    normalize_vgg19(model, means=means)
+    return model.to(device) if device is not None else model
+
+
+def _save_atomically(obj, path):
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
+        with os.fdopen(fd, "wb") as f:
+            torch.save(obj, f)
+        os.replace(tmp, path)
+    except OSError:
+        pass  # no cache (read-only home, full disk): measured again next time

@@ -14,11 +14,13 @@ from dataclasses import dataclass, field
 
 import torch
 
-from . import losses
+from . import color, losses
 from .device import pick_device
 from .errors import StyleTransferError
-from .images import check_size, load_image
-from .network import LAYER_INDEX, POOLING_NAMES, WEIGHTS_NAMES, check_layers, load_vgg19
+from .color import PRESERVE_COLOR_MODES
+from .images import MIN_SIDE_PX, check_size, load_image
+from .network import (LAYER_INDEX, POOLING_NAMES, WEIGHTS_NAMES, check_layers, load_normalized_vgg19,
+                      load_vgg19)
 
 OPTIMIZERS = ("adam", "lbfgs")
 INITS = ("content", "noise")
@@ -52,6 +54,8 @@ class StyleTransferConfig:
     pooling: str = "max"  #: "max" or "avg"
     style_scale: float = 1.0  #: style image long edge = size_px × style_scale
     style_blend_weights: tuple = None  #: one per style image when several are given
+    preserve_color: str = "none"  #: "none", "luminance" (style on luminance only) or "histogram" (style recoloured to the photo's)
+    normalized_network: bool = False  #: the paper's VGG-19, each filter rescaled to mean activation 1
     precision: str = "auto"  #: "auto", "float32" or "bfloat16" (features only)
     report_every: int = 10  #: call the callback every this many steps
 
@@ -90,6 +94,9 @@ class StyleTransferConfig:
         _check_choice("weights", self.weights, WEIGHTS_NAMES)
         _check_choice("pooling", self.pooling, POOLING_NAMES)
         _check_choice("precision", self.precision, PRECISIONS)
+        _check_choice("preserve_color", self.preserve_color, PRESERVE_COLOR_MODES)
+        if not isinstance(self.normalized_network, bool):
+            raise StyleTransferError(f"normalized_network must be True or False, got {self.normalized_network!r}")
         pick_device(self.device)
         if not (isinstance(self.learning_rate, (int, float)) and math.isfinite(self.learning_rate)
                 and self.learning_rate > 0):
@@ -156,11 +163,13 @@ class StyleTransferResult:
 _MODELS = {}
 
 
-def cached_vgg19(weights, pooling, device):
-    """`load_vgg19`, kept in memory per (weights, pooling, device) and in channels-last layout."""
-    key = (weights, pooling, str(device))
+def cached_vgg19(weights, pooling, device, normalized=False):
+    """`load_vgg19` (or `load_normalized_vgg19`), kept in memory per (weights, pooling, device,
+    normalized) and in channels-last layout."""
+    key = (weights, pooling, str(device), normalized)
     if key not in _MODELS:
-        _MODELS[key] = load_vgg19(weights, pooling, device).to(memory_format=torch.channels_last)
+        load = load_normalized_vgg19 if normalized else load_vgg19
+        _MODELS[key] = load(weights, pooling, device).to(memory_format=torch.channels_last)
     return _MODELS[key]
 
 
@@ -190,7 +199,8 @@ class StyleTransfer:
         config = (config or StyleTransferConfig()).replace(**options) if options else (config or StyleTransferConfig())
         self.config = config.validate()
         self.device = pick_device(config.device)
-        self.model = model if model is not None else cached_vgg19(config.weights, config.pooling, self.device)
+        self.model = model if model is not None else cached_vgg19(
+            config.weights, config.pooling, self.device, config.normalized_network)
         self.content = load_image(content, config.size_px).to(self.device)
         styles = list(style) if isinstance(style, (list, tuple)) else [style]
         if not styles:
@@ -200,8 +210,16 @@ class StyleTransfer:
             raise StyleTransferError(
                 f"{len(blend)} style blend weights for {len(styles)} style images: give one per style"
             )
-        style_px = max(16, round(config.size_px * config.style_scale))
+        style_px = round(config.size_px * config.style_scale)
+        if style_px < MIN_SIDE_PX:
+            raise StyleTransferError(
+                f"style scale {config.style_scale:g} makes the style image {style_px} px at size {config.size_px}: "
+                f"VGG-19 needs at least {MIN_SIDE_PX} px; use a larger style scale or size"
+            )
         self.styles = [load_image(s, style_px).to(self.device) for s in styles]
+        # Colour preservation is a step before the run and one after it (see helpers.color).
+        self.photo = self.content
+        self.content, self.styles = color.prepare_inputs(config.preserve_color, self.content, self.styles)
         self.blend = [w / sum(blend) for w in blend]
         self.autocast_dtype = self._pick_precision()
         self._compute_targets()
@@ -214,6 +232,7 @@ class StyleTransfer:
             start = torch.rand(self.content.shape, generator=generator)
         else:
             start = self.content.detach().cpu().clone()
+        start = color.prepare_start(config.preserve_color, start)
         layout = torch.channels_last if config.optimizer == "adam" else torch.contiguous_format
         # L-BFGS flattens gradients with .view(-1), which needs the standard layout.
         self.image = start.to(self.device).contiguous(memory_format=layout).requires_grad_(True)
@@ -332,7 +351,7 @@ class StyleTransfer:
                         break
                     if callback is not None:
                         elapsed = time.perf_counter() - start
-                        callback(Progress(self.step, end, dict(self.history[-1]), self.image.detach(),
+                        callback(Progress(self.step, end, dict(self.history[-1]), self.shown(self.image.detach()),
                                           elapsed, elapsed / max(1, self.step - first_step)))
         except KeyboardInterrupt:
             stopped = "interrupted"
@@ -343,10 +362,15 @@ class StyleTransfer:
         else:
             final = self.image.detach()
         return StyleTransferResult(
-            image=final.detach().float().cpu().clamp(0, 1).contiguous(), history=list(self.history),
+            image=self.shown(final.detach().float()).cpu().clamp(0, 1).contiguous(), history=list(self.history),
             config=self.config, steps_done=self.step, seconds=time.perf_counter() - start,
             stopped=stopped, device=str(self.device),
         )
+
+    def shown(self, image):
+        """The picture to show or save: with preserve_color="luminance" the optimized (grey)
+        image's luminance with the photo's colours, otherwise `image` itself."""
+        return color.finish(self.config.preserve_color, image, self.photo)
 
     def _one_step(self):
         if self.config.optimizer == "adam":
