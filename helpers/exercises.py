@@ -19,3 +19,401 @@ def _report(problems, success):
 
 def _close(a, b, rtol=1e-4, atol=1e-6):
     return torch.allclose(a.float(), b.float(), rtol=rtol, atol=atol)
+
+
+def _call(fn, *args):
+    """Run a learner's function; return (result, None), or (None, a one-line problem) if it raised."""
+    try:
+        return fn(*args), None
+    except Exception as err:  # whatever the learner's code does, report it in one line, never raise
+        return None, f"your function raised {err.__class__.__name__}: {err}"
+
+
+def _first_match(out, candidates):
+    """The message of the first (tensor, message) candidate that `out` equals, else None."""
+    for tensor, message in candidates:
+        if out.shape == tensor.shape and _close(out, tensor, atol=1e-3):
+            return message
+    return None
+
+
+# --- Notebook 01: images and VGG-19 -------------------------------------------------------
+
+
+def check_caffe_preprocess(fn):
+    """Check `fn(rgb)` against `CaffePreprocess`: RGB in [0, 1] -> BGR, 0..255, minus the mean.
+
+    Tries images of several shapes, one of them a single known pixel, and names the usual
+    slip (RGB order kept, no ×255, mean missing or in the wrong order, an extra /std).
+    """
+    from .network import CAFFE_MEAN_BGR, IMAGENET_STD, CaffePreprocess
+
+    reference = CaffePreprocess()
+    mean_bgr = torch.tensor(CAFFE_MEAN_BGR).view(1, 3, 1, 1)
+    std = torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
+    pixel = torch.tensor([1.0, 0.5, 0.0]).view(1, 3, 1, 1)  # orange: R=1, G=0.5, B=0
+    generator = torch.Generator().manual_seed(0)
+    images = [pixel, torch.rand(1, 3, 5, 7, generator=generator), torch.rand(2, 3, 4, 4, generator=generator)]
+    for rgb in images:
+        given = rgb.clone()
+        out, problem = _call(fn, given)
+        if problem:
+            return _report([problem], "")
+        if not isinstance(out, torch.Tensor):
+            return _report([f"return a tensor, not {type(out).__name__}"], "")
+        if not torch.equal(given, rgb):
+            return _report(["your function changed its input in place: compute a new tensor instead"], "")
+        if out.shape != rgb.shape:
+            return _report([f"for an input of shape {tuple(rgb.shape)} the output should have the same "
+                            f"shape, yours has {tuple(out.shape)}"], "")
+        want = reference(rgb)
+        if _close(out, want, atol=1e-3):
+            continue
+        bgr = rgb.flip(1)
+        hint = _first_match(out.float(), [
+            (rgb * 255 - mean_bgr.flip(1), "the channels are still in RGB order: flip them to BGR first (rgb.flip(1))"),
+            (rgb * 255 - mean_bgr, "the channels are still in RGB order: flip them to BGR first (rgb.flip(1))"),
+            (bgr * 255 - mean_bgr.flip(1), "the mean is subtracted in RGB order: CAFFE_MEAN_BGR is (B, G, R), "
+                                           "like the flipped channels"),
+            (rgb * 255, "only the scaling to 0..255 is done: also flip to BGR and subtract the mean"),
+            (bgr * 255, "the mean is not subtracted: subtract CAFFE_MEAN_BGR after scaling to 0..255"),
+            (bgr - mean_bgr, "the values were not scaled to 0..255 before subtracting the mean (× 255)"),
+            (bgr - mean_bgr / 255, "the values stayed in 0..1: Caffe wants 0..255, so multiply by 255 "
+                                   "and subtract the mean in 0..255 units"),
+            ((bgr * 255 - mean_bgr) / (255 * std.flip(1)), "Caffe does not divide by a standard deviation: "
+                                                           "only scale, flip and subtract the mean"),
+            ((bgr * 255 - mean_bgr) / std.flip(1), "Caffe does not divide by a standard deviation: "
+                                                   "only scale, flip and subtract the mean"),
+        ])
+        if hint is None:
+            got = ", ".join(f"{v:.1f}" for v in out.detach().float().flatten()[:3].tolist())
+            hint = (f"for the pixel RGB (1.0, 0.5, 0.0) the result should be (B, G, R) = "
+                    f"({', '.join(f'{v:.1f}' for v in reference(pixel).flatten().tolist())}), "
+                    f"yours starts ({got})" if rgb is pixel else
+                    "the result differs from CaffePreprocess on a random image")
+        return _report([hint], "")
+    return _report([], "your preprocessing matches CaffePreprocess: BGR, 0..255, mean subtracted")
+
+
+def _as_int_tuple(answer, length):
+    if isinstance(answer, torch.Size):
+        answer = tuple(answer)
+    if not isinstance(answer, (tuple, list)) or len(answer) != length:
+        return None
+    try:
+        values = tuple(int(v) for v in answer)
+    except (TypeError, ValueError):
+        return None
+    return values if all(v == a for v, a in zip(values, answer)) else None
+
+
+def check_feature_shape(answer, layer="relu4_2", height=300, width=200):
+    """Check a predicted shape (channels, height, width) of `layer` for an H×W input image.
+
+    VGG-19's 3×3 convolutions are padded and keep the size; each 2×2 max pooling before
+    `layer` halves it, rounding down.
+    """
+    from .network import LAYER_INDEX, LAYER_NAMES, check_layers
+
+    check_layers(layer)
+    pools = [n for n in LAYER_NAMES[: LAYER_INDEX[layer] + 1] if n.startswith("pool")]
+    channels = {1: 64, 2: 128, 3: 256, 4: 512, 5: 512}[int(layer[4])]
+    h, w = height, width
+    for _ in pools:
+        h, w = h // 2, w // 2
+    want = (channels, h, w)
+    got = _as_int_tuple(answer, 3)
+    if got is None:
+        return _report([f"give three whole numbers (channels, height, width), got {answer!r}"], "")
+    problems = []
+    if got[0] != channels:
+        problems.append(f"{got[0]} channels is wrong: look up {layer} in the layer table")
+    if got[1:] == (w, h) and h != w:
+        problems.append("height and width are swapped: the order is (channels, height, width)")
+    elif got[1:] != (h, w):
+        ceil_h, ceil_w = height, width
+        for _ in pools:
+            ceil_h, ceil_w = -(-ceil_h // 2), -(-ceil_w // 2)
+        if got[1:] == (ceil_h, ceil_w):
+            problems.append("each pooling rounds down (75 // 2 = 37), not up")
+        else:
+            problems.append(f"{got[1]}×{got[2]} is not the size: count the poolings before {layer} "
+                            f"({len(pools)} of them) and halve, rounding down, once per pooling")
+    return _report(problems, f"{layer} of a {height}×{width} image has shape {want}")
+
+
+def check_receptive_field(answer, layer="relu4_2"):
+    """Check the side (px) of the input square that one activation of `layer` can see.
+
+    Walking down the stack with `jump` = the downsampling so far (1 at the input): a 3×3
+    convolution widens the field by 2·jump; a 2×2 pooling by jump, then doubles jump.
+    """
+    from .network import LAYER_INDEX, check_layers, layer_table
+
+    check_layers(layer)
+    want = layer_table()[LAYER_INDEX[layer]]["receptive_field"]
+    if isinstance(answer, bool) or not isinstance(answer, (int, float)) or answer != int(answer):
+        return _report([f"give a whole number of pixels, got {answer!r}"], "")
+    if int(answer) == want:
+        return _report([], f"one activation of {layer} sees a square of {want}×{want} px of the input")
+    convs = sum(1 for n in list(LAYER_INDEX)[: LAYER_INDEX[layer] + 1] if n.startswith("conv"))
+    if int(answer) == 1 + 2 * convs:
+        return _report([f"{int(answer)} px counts every convolution as +2 px: after each pooling a step "
+                        "on the feature map covers more input pixels, so a 3×3 convolution adds 2·jump"], "")
+    side = "small" if answer < want else "large"
+    return _report([f"{int(answer)} px is too {side}: each 3×3 conv adds 2·jump px, each pooling adds "
+                    "jump px and then doubles jump (jump starts at 1)"], "")
+
+
+# --- Notebook 02: the content representation ---------------------------------------------
+
+
+def check_content_loss(fn):
+    """Check `fn(features, target)` against `losses.content_loss` (the mean squared error).
+
+    Tries feature maps of several shapes, identical maps (loss 0) and the gradient, and
+    names the usual slip (a sum, the paper's ½·Σ, no square, a Python float).
+    """
+    from .losses import content_loss
+
+    generator = torch.Generator().manual_seed(0)
+    shapes = [(1, 4, 3, 5), (1, 64, 8, 8), (2, 3, 2, 2)]
+    pairs = [(torch.randn(*s, generator=generator), torch.randn(*s, generator=generator)) for s in shapes]
+    same = torch.randn(1, 8, 4, 4, generator=generator)
+    pairs.append((same, same.clone()))
+    for features, target in pairs:
+        f = features.clone().requires_grad_(True)
+        out, problem = _call(fn, f, target.clone())
+        if problem:
+            return _report([problem], "")
+        if not isinstance(out, torch.Tensor):
+            return _report([f"return a tensor, not {type(out).__name__}: a Python number (.item()) "
+                            "carries no gradient for the optimizer"], "")
+        if out.numel() != 1 or out.dim() != 0:
+            return _report([f"return one number (a 0-dimensional tensor), yours has shape {tuple(out.shape)}: "
+                            "average over every entry"], "")
+        want = content_loss(features, target)
+        if not _close(out.detach(), want):
+            d = features - target
+            hint = _first_match(out.detach().float().view(1), [
+                (d.pow(2).sum().view(1), "that is the sum of squares: take the mean instead (÷ N·M)"),
+                (0.5 * d.pow(2).sum().view(1), "that is the paper's ½·Σ; this tutorial uses the mean of squares"),
+                (0.5 * d.pow(2).mean().view(1), "drop the ½: this tutorial's content loss is the plain mean of squares"),
+                (d.pow(2).mean().sqrt().view(1), "no square root: the loss is the mean of squares, not its root"),
+                (d.abs().mean().view(1), "square the differences instead of taking their absolute value"),
+                (d.mean().view(1), "square the differences before averaging"),
+            ]) or f"for features of shape {tuple(features.shape)} expected {want.item():.6g}, got {out.item():.6g}"
+            return _report([hint], "")
+        if not out.requires_grad:
+            return _report(["the result carries no gradient: do not detach or convert the features"], "")
+        out.backward()
+        if f.grad is None or not _close(f.grad, 2 * (features - target) / features.numel(), rtol=1e-3, atol=1e-6):
+            return _report(["the gradient with respect to the features is not 2·(F − P)/(N·M)"], "")
+    return _report([], "your content loss matches helpers.losses.content_loss, gradient included")
+
+
+def check_content_loss_value(answer, features, target):
+    """Check a content loss worked out by hand for the given (small) feature maps."""
+    from .losses import content_loss
+
+    want = content_loss(features, target).item()
+    if isinstance(answer, torch.Tensor) and answer.numel() == 1:
+        answer = answer.item()
+    if isinstance(answer, bool) or not isinstance(answer, (int, float)):
+        return _report([f"give one number, got {answer!r}"], "")
+    if abs(answer - want) <= 1e-3 * max(1.0, abs(want)):
+        return _report([], f"the content loss is {want:g}")
+    d = (features.float() - target.float()).flatten()
+    n = d.numel()
+    for value, message in [
+        (d.pow(2).sum().item(), f"that is the sum of squares: divide by the number of entries ({n})"),
+        (0.5 * d.pow(2).sum().item(), f"that is the paper's ½·Σ; here it is the mean: Σ / {n}"),
+        (d.abs().mean().item(), "square each difference before averaging"),
+        (d.mean().item(), "square each difference before averaging"),
+    ]:
+        if abs(answer - value) <= 1e-3 * max(1.0, abs(value)):
+            return _report([message], "")
+    return _report([f"{answer:g} is not it: subtract entry by entry, square, add up and divide by {n}"], "")
+
+
+# --- Notebook 03: the style representation -----------------------------------------------
+
+
+def check_gram_matrix(fn):
+    """Check `fn(features)` against `losses.gram_matrix`: (N, C, H, W) -> (N, C, C), ÷ C·H·W.
+
+    Tries a small known tensor, a non-square map and a batch of two, checks the gradient,
+    and names the usual slips (no normalization, only ÷ H·W, Fᵀ·F instead of F·Fᵀ, the
+    batch dimension lost or mixed).
+    """
+    from .losses import gram_matrix
+
+    generator = torch.Generator().manual_seed(0)
+    inputs = [torch.arange(12.0).view(1, 3, 2, 2) / 10, torch.randn(1, 4, 3, 5, generator=generator),
+              torch.randn(2, 5, 2, 3, generator=generator)]
+    for features in inputs:
+        n, c, h, w = features.shape
+        f = features.clone().requires_grad_(True)
+        out, problem = _call(fn, f)
+        if problem:
+            return _report([problem], "")
+        if not isinstance(out, torch.Tensor):
+            return _report([f"return a tensor, not {type(out).__name__}"], "")
+        flat = features.reshape(n, c, h * w)
+        raw = flat @ flat.transpose(1, 2)
+        if out.shape != (n, c, c):
+            if out.shape[-2:] == (h * w, h * w):
+                hint = (f"the result is {h * w}×{h * w} (positions × positions): you computed Fᵀ·F; "
+                        f"with F of shape (C, H·W) the Gram matrix is F·Fᵀ, C×C")
+            elif out.shape == (c, c) or (n == 1 and out.numel() == c * c):
+                hint = f"keep the batch dimension: the shape should be (N, C, C) = {(n, c, c)}, yours is {tuple(out.shape)}"
+            elif out.shape == (n * c, n * c) or out.shape == (1, n * c, n * c):
+                hint = "the images of the batch got mixed: reshape to (N, C, H·W) and use torch.bmm, one Gram matrix per image"
+            else:
+                hint = (f"for features of shape {tuple(features.shape)} the result should have shape "
+                        f"(N, C, C) = {(n, c, c)}, yours is {tuple(out.shape)}")
+            return _report([hint], "")
+        want = gram_matrix(features)
+        if not _close(out.detach(), want):
+            hint = _first_match(out.detach().float(), [
+                (raw, "forgot to normalize by C·H·W: divide the sums by the number of channels times positions"),
+                (raw / (h * w), "divided by H·W only: divide by C·H·W"),
+                (raw / c, "divided by C only: divide by C·H·W"),
+                (raw / (c * c), "divided by C²: divide by C·H·W, the number of entries of the feature map"),
+                (raw / (c * h * w) ** 2, "divided by (C·H·W)²: divide once"),
+                (raw / (n * c * h * w), "divided by N·C·H·W: each image of the batch has its own Gram matrix, ÷ C·H·W"),
+            ]) or (f"for features of shape {tuple(features.shape)} the values differ from "
+                   "(F·Fᵀ)/(C·H·W) with F reshaped to (N, C, H·W)")
+            return _report([hint], "")
+        if not out.requires_grad:
+            return _report(["the result carries no gradient: do not detach, convert to NumPy or use .item()"], "")
+        out.sum().backward()
+        ref = features.clone().requires_grad_(True)
+        gram_matrix(ref).sum().backward()
+        if f.grad is None or not _close(f.grad, ref.grad, rtol=1e-3):
+            return _report(["the gradient with respect to the features is wrong"], "")
+    return _report([], "your Gram matrix matches helpers.losses.gram_matrix: (N, C, C), normalized by C·H·W")
+
+
+def check_layer_style_loss(fn):
+    """Check `fn(features, target_gram)`, the style loss E_l of one layer, against `losses.style_loss`.
+
+    E_l is the mean over the C×C entries of (G − A)², with G = gram_matrix(features).
+    Names the usual slips (a sum, the feature maps compared instead of Grams, a raw
+    unnormalized Gram matrix, no square, the paper's 1/(4N²M²) factor).
+    """
+    from .losses import gram_matrix, style_loss
+
+    generator = torch.Generator().manual_seed(1)
+    cases = []
+    for shape in [(1, 3, 2, 2), (1, 8, 5, 4), (1, 16, 6, 6)]:
+        features = torch.randn(*shape, generator=generator)
+        target = gram_matrix(torch.randn(*shape, generator=generator).abs())
+        cases.append((features, target))
+    same = torch.rand(1, 4, 3, 3, generator=generator)
+    cases.append((same, gram_matrix(same)))
+    for features, target in cases:
+        n, c, h, w = features.shape
+        f = features.clone().requires_grad_(True)
+        out, problem = _call(fn, f, target.clone())
+        if problem:
+            return _report([problem + " (features has shape (1, C, H, W), target_gram (1, C, C))"], "")
+        if not isinstance(out, torch.Tensor):
+            return _report([f"return a tensor, not {type(out).__name__}: a Python number carries no gradient"], "")
+        if out.numel() != 1 or out.dim() != 0:
+            return _report([f"return one number (a 0-dimensional tensor), yours has shape {tuple(out.shape)}: "
+                            "average over every entry of the C×C difference"], "")
+        want = style_loss({"l": features}, {"l": target}, {"l": 1.0})
+        if not _close(out.detach(), want):
+            g = gram_matrix(features)
+            flat = features.reshape(n, c, h * w)
+            raw = flat @ flat.transpose(1, 2)
+            d = g - target
+            hint = _first_match(out.detach().float().view(1), [
+                (d.pow(2).sum().view(1), f"that is the sum of squares: take the mean over the C×C = {c * c} entries"),
+                ((raw - target).pow(2).mean().view(1), "use gram_matrix(features), normalized by C·H·W, not the raw F·Fᵀ"),
+                ((raw - target).pow(2).sum().view(1) / (4 * c ** 2 * (h * w) ** 2),
+                 "that is the paper's 1/(4N²M²)·Σ with raw sums; here: gram_matrix, then the mean of squares"),
+                (d.abs().mean().view(1), "square the differences instead of taking their absolute value"),
+                (d.mean().view(1), "square the differences before averaging"),
+                (d.pow(2).mean().sqrt().view(1), "no square root: the loss is the mean of squares"),
+            ]) or f"for features of shape {tuple(features.shape)} expected {want.item():.6g}, got {out.item():.6g}"
+            return _report([hint], "")
+        if not out.requires_grad:
+            return _report(["the result carries no gradient: do not detach the features"], "")
+    return _report([], "your style loss for one layer matches helpers.losses.style_loss")
+
+
+# --- Notebook 04: style transfer ------------------------------------------------------------
+
+
+def check_total_variation_loss(fn):
+    """Check `fn(image)` against `losses.total_variation_loss` on images of several shapes.
+
+    Names the usual slips (sums instead of means, absolute values instead of squares, one
+    direction only, differences that wrap around the border with torch.roll).
+    """
+    from .losses import total_variation_loss
+
+    generator = torch.Generator().manual_seed(2)
+    ramp = torch.linspace(0, 1, 4).view(1, 1, 1, 4).expand(1, 3, 3, 4).clone()
+    images = [ramp, torch.rand(1, 3, 5, 7, generator=generator), torch.rand(1, 3, 8, 6, generator=generator),
+              torch.full((1, 3, 4, 4), 0.5)]
+    for image in images:
+        x = image.clone().requires_grad_(True)
+        out, problem = _call(fn, x)
+        if problem:
+            return _report([problem], "")
+        if not isinstance(out, torch.Tensor):
+            return _report([f"return a tensor, not {type(out).__name__}: a Python number carries no gradient"], "")
+        if out.numel() != 1 or out.dim() != 0:
+            return _report([f"return one number (a 0-dimensional tensor), yours has shape {tuple(out.shape)}"], "")
+        want = total_variation_loss(image)
+        if not _close(out.detach(), want):
+            dx = image[..., :, 1:] - image[..., :, :-1]
+            dy = image[..., 1:, :] - image[..., :-1, :]
+            rx = image.roll(-1, dims=-1) - image
+            ry = image.roll(-1, dims=-2) - image
+            hint = _first_match(out.detach().float().view(1), [
+                ((dx.pow(2).sum() + dy.pow(2).sum()).view(1), "those are sums: take the mean of each direction's squares"),
+                ((dx.abs().mean() + dy.abs().mean()).view(1), "square the differences instead of taking absolute values"),
+                (dx.pow(2).mean().view(1), "only horizontal neighbours: add the vertical term (dy) too"),
+                (dy.pow(2).mean().view(1), "only vertical neighbours: add the horizontal term (dx) too"),
+                ((rx.pow(2).mean() + ry.pow(2).mean()).view(1),
+                 "the differences wrap around the border (torch.roll): compare x[..., 1:] with x[..., :-1] instead"),
+                ((dx.pow(2).mean() + dy.pow(2).mean()).sqrt().view(1), "no square root: add the two means of squares"),
+                ((0.5 * (dx.pow(2).mean() + dy.pow(2).mean())).view(1), "add the two terms, do not average them"),
+            ]) or f"for an image of shape {tuple(image.shape)} expected {want.item():.6g}, got {out.item():.6g}"
+            return _report([hint], "")
+        if not out.requires_grad:
+            return _report(["the result carries no gradient: do not detach the image"], "")
+    return _report([], "your total variation loss matches helpers.losses.total_variation_loss")
+
+
+def check_time_estimate(answer, seconds_per_step, steps, size_px, measured_px):
+    """Check an estimate of the seconds that `steps` steps at `size_px` take, given the
+    `seconds_per_step` measured at `measured_px`: the cost grows with the number of pixels,
+    (size_px / measured_px)², and linearly with the steps. Within 10 % counts as right."""
+    want = seconds_per_step * steps * (size_px / measured_px) ** 2
+    if isinstance(answer, torch.Tensor) and answer.numel() == 1:
+        answer = answer.item()
+    if isinstance(answer, bool) or not isinstance(answer, (int, float)) or answer != answer:
+        return _report([f"give one number of seconds, got {answer!r}"], "")
+
+    def near(value):
+        return abs(answer - value) <= 0.1 * abs(value)
+
+    if near(want):
+        return _report([], f"about {want:.0f} s ({want / 60:.1f} min) for {steps} steps at {size_px} px")
+    ratio = size_px / measured_px
+    for value, message in [
+        (seconds_per_step * steps * ratio, f"{size_px} px has {ratio:g}× the side but {ratio ** 2:g}× the pixels: "
+                                           "the work grows with the pixel count, the square of the side"),
+        (seconds_per_step * steps, f"that is the time at {measured_px} px: scale by the pixel count, "
+                                   f"({size_px}/{measured_px})²"),
+        (seconds_per_step * ratio ** 2, f"that is one step: multiply by {steps} steps"),
+        (want / 60, "that looks like minutes: give seconds"),
+    ]:
+        if near(value):
+            return _report([message], "")
+    return _report([f"{answer:g} s is not it: seconds per step × steps × (size / measured size)²"], "")

@@ -1,0 +1,168 @@
+"""The checkers of notebooks 01 and 02 say ✓ to a right answer and ✗ to a wrong one.
+
+Every right answer here is computed independently of the helpers the checkers use: the
+preprocessing pixel by pixel, shapes by a forward pass, the receptive field from the
+gradient of one activation, the content loss with torch.nn.functional.mse_loss.
+"""
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from helpers import exercises, load_vgg19
+
+
+def said(capsys, result, mark):
+    out = capsys.readouterr().out
+    assert out.startswith(mark), out
+    assert out.count("\n") == 1, out  # one line, whatever the answer
+    assert result is (mark == "✓")
+    return out
+
+
+# --- check_caffe_preprocess ----------------------------------------------------------------
+
+
+def caffe_by_hand(rgb):
+    """BGR order, 0..255, minus the Caffe means B 103.939, G 116.779, R 123.68, written out."""
+    r, g, b = rgb[:, 0:1], rgb[:, 1:2], rgb[:, 2:3]
+    return torch.cat([b * 255 - 103.939, g * 255 - 116.779, r * 255 - 123.68], dim=1)
+
+
+def test_caffe_preprocess_right(capsys):
+    said(capsys, exercises.check_caffe_preprocess(caffe_by_hand), "✓")
+
+
+@pytest.mark.parametrize("wrong, words", [
+    (lambda rgb: (rgb - torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1))
+     / torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1), ""),
+    (lambda rgb: caffe_by_hand(rgb).flip(1), ""),  # the right numbers, back in RGB order
+    (lambda rgb: caffe_by_hand(rgb.flip(1)), "RGB order"),  # forgot the flip
+    (lambda rgb: caffe_by_hand(rgb) + torch.tensor([103.939, 116.779, 123.68]).view(1, 3, 1, 1), "mean"),
+    (lambda rgb: rgb.flip(1) * 255, "mean is not subtracted"),
+    (lambda rgb: rgb.sub_(0.5), ""),  # changes its input
+    (lambda rgb: caffe_by_hand(rgb)[:, :, :1], "shape"),
+    (lambda rgb: caffe_by_hand(rgb).tolist(), "tensor"),
+    (lambda rgb: undefined_name, "NameError"),  # noqa: F821
+])
+def test_caffe_preprocess_wrong(capsys, wrong, words):
+    out = said(capsys, exercises.check_caffe_preprocess(wrong), "✗")
+    assert words in out
+
+
+# --- check_feature_shape ------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def random_vgg():
+    return load_vgg19("random")
+
+
+@pytest.mark.parametrize("layer, height, width", [("relu4_2", 300, 200), ("conv5_1", 97, 64), ("relu1_1", 40, 50)])
+def test_feature_shape_right_matches_a_forward_pass(capsys, random_vgg, layer, height, width):
+    with torch.no_grad():
+        shape = tuple(random_vgg(torch.zeros(1, 3, height, width), [layer])[layer].shape[1:])
+    said(capsys, exercises.check_feature_shape(shape, layer, height, width), "✓")
+    said(capsys, exercises.check_feature_shape(list(shape), layer, height, width), "✓")
+
+
+@pytest.mark.parametrize("answer, words", [
+    ((512, 38, 25), "rounds down"),
+    ((512, 25, 37), "swapped"),
+    ((256, 37, 25), "channels"),
+    ((512, 75, 50), "count the poolings"),
+    ((37, 25), "three whole numbers"),
+    ("512x37x25", "three whole numbers"),
+    ((512, 37.5, 25), "three whole numbers"),
+])
+def test_feature_shape_wrong(capsys, answer, words):
+    out = said(capsys, exercises.check_feature_shape(answer, "relu4_2", 300, 200), "✗")
+    assert words in out
+
+
+# --- check_receptive_field -----------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def positive_avg_vgg():
+    """All weights positive and average pooling (the same 2×2 windows as max pooling), so no
+    ReLU is dead and no pooling hides a pixel: every pixel in the field gets a gradient."""
+    model = load_vgg19("random", pooling="avg")
+    for module in model.features:
+        if isinstance(module, nn.Conv2d):
+            nn.init.constant_(module.weight, 0.01)
+            nn.init.constant_(module.bias, 0.1)
+    return model
+
+
+def measured_receptive_field(model, layer, size=256):
+    """The side of the input region that moves one central activation of `layer`."""
+    image = torch.full((1, 3, size, size), 0.5, requires_grad=True)
+    activation = model(image, [layer])[layer]
+    h, w = activation.shape[-2:]
+    activation[0, 0, h // 2, w // 2].backward()
+    rows = (image.grad[0].abs().sum(dim=(0, 2)) > 0).nonzero().flatten()
+    assert 0 < rows[0] and rows[-1] < size - 1, "the field reaches the border: use a larger image"
+    return int(rows[-1] - rows[0] + 1)
+
+
+@pytest.mark.parametrize("layer", ["conv1_1", "relu2_1", "relu4_2"])
+def test_receptive_field_right_matches_the_gradient(capsys, positive_avg_vgg, layer):
+    answer = measured_receptive_field(positive_avg_vgg, layer)
+    said(capsys, exercises.check_receptive_field(answer, layer), "✓")
+
+
+@pytest.mark.parametrize("answer, words", [
+    (21, "+2 px"),  # one 3×3 conv = +2, ten convs, as if there were no pooling
+    (50, "too small"),
+    (500, "too large"),
+    ("84", "whole number"),
+    (84.5, "whole number"),
+])
+def test_receptive_field_wrong(capsys, answer, words):
+    out = said(capsys, exercises.check_receptive_field(answer, "relu4_2"), "✗")
+    assert words in out
+
+
+# --- check_content_loss --------------------------------------------------------------------
+
+
+def test_content_loss_right(capsys):
+    said(capsys, exercises.check_content_loss(lambda f, p: F.mse_loss(f, p)), "✓")
+    said(capsys, exercises.check_content_loss(lambda f, p: ((f - p) ** 2).sum() / f.numel()), "✓")
+
+
+@pytest.mark.parametrize("wrong, words", [
+    (lambda f, p: ((f - p) ** 2).sum(), "sum of squares"),
+    (lambda f, p: 0.5 * ((f - p) ** 2).sum(), "½"),
+    (lambda f, p: F.l1_loss(f, p), "absolute"),
+    (lambda f, p: F.mse_loss(f, p).sqrt(), "square root"),
+    (lambda f, p: F.mse_loss(f, p).item(), "Python number"),
+    (lambda f, p: F.mse_loss(f, p, reduction="none"), "one number"),
+    (lambda f, p: F.mse_loss(f.detach(), p), "gradient"),
+    (lambda f, p: torch.tensor(0.0), "expected"),
+    (lambda f, p: f.missing_method(), "AttributeError"),
+])
+def test_content_loss_wrong(capsys, wrong, words):
+    out = said(capsys, exercises.check_content_loss(wrong), "✗")
+    assert words in out
+
+
+# --- check_content_loss_value --------------------------------------------------------------
+
+FEATURES = torch.tensor([[1.0, 2.0], [3.0, 4.0]]).view(1, 1, 2, 2)
+TARGET = torch.tensor([[1.0, 0.0], [0.0, 2.0]]).view(1, 1, 2, 2)
+# differences 0, 2, 3, 2; squares 0, 4, 9, 4; sum 17; mean 17 / 4
+
+
+def test_content_loss_value_right(capsys):
+    said(capsys, exercises.check_content_loss_value(4.25, FEATURES, TARGET), "✓")
+    said(capsys, exercises.check_content_loss_value(torch.tensor(4.25), FEATURES, TARGET), "✓")
+
+
+@pytest.mark.parametrize("answer, words", [(17, "sum of squares"), (8.5, "½"), (1.75, "square each"),
+                                           (4.0, "not it"), ("4.25", "one number")])
+def test_content_loss_value_wrong(capsys, answer, words):
+    out = said(capsys, exercises.check_content_loss_value(answer, FEATURES, TARGET), "✗")
+    assert words in out
