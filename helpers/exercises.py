@@ -356,7 +356,7 @@ def check_total_variation_loss(fn):
     from .losses import total_variation_loss
 
     generator = torch.Generator().manual_seed(2)
-    ramp = torch.linspace(0, 1, 4).view(1, 1, 1, 4).expand(1, 3, 3, 4).clone()
+    ramp = torch.tensor([0.0, 0.1, 0.4, 0.9]).view(1, 1, 1, 4).expand(1, 3, 3, 4).clone()  # a ramp, no wrap
     images = [ramp, torch.rand(1, 3, 5, 7, generator=generator), torch.rand(1, 3, 8, 6, generator=generator),
               torch.full((1, 3, 4, 4), 0.5)]
     for image in images:
@@ -417,3 +417,75 @@ def check_time_estimate(answer, seconds_per_step, steps, size_px, measured_px):
         if near(value):
             return _report([message], "")
     return _report([f"{answer:g} s is not it: seconds per step × steps × (size / measured size)²"], "")
+
+
+# --- Notebook 05: the interactive studio --------------------------------------------------
+
+
+def check_live_settings(answer):
+    """Check a set of studio setting names that can change during a run, between two steps,
+    without starting again (helpers.studio.LIVE_SETTINGS; "steps" may be in it or not)."""
+    from .studio import DEFAULT_SETTINGS, LIVE_SETTINGS, RESTART_SETTINGS, STYLE_LAYERS
+
+    if isinstance(answer, str) or not all(isinstance(a, str) for a in _iterable(answer)):
+        return _report([f"give a set of setting names such as {{'style_weight'}}, got {answer!r}"], "")
+    given = set(answer) - {"steps"}
+    reasons = {
+        "size_px": "the targets (content features, Gram matrices) were computed at one size",
+        "optimizer": "a new optimizer starts without the old one's memory (Adam's moments, L-BFGS's history)",
+        "init": "the start image matters only at the start: changing it means starting again",
+        "pooling": "another pooling is another network, with other targets",
+    }
+    problems = [f"{name!r} is not a studio setting; they are: {', '.join(DEFAULT_SETTINGS)}"
+                for name in sorted(given - set(DEFAULT_SETTINGS))]
+    problems += [f"{name} cannot change mid-run: {reasons[name]}" for name in RESTART_SETTINGS if name in given]
+    missing = [name for name in LIVE_SETTINGS if name not in given]
+    weights = [name for name in missing if name not in STYLE_LAYERS and name != "learning_rate"]
+    layers = [name for name in missing if name in STYLE_LAYERS]
+    if weights:
+        problems.append(f"{', '.join(weights)} can change between two steps: a weight only scales a term of the loss")
+    if layers:
+        problems.append(f"the style layer weights {', '.join(layers)} can change too: each scales one layer's term")
+    if "learning_rate" in missing:
+        problems.append("learning_rate can change too: it only sets the size of the next step")
+    return _report(problems, "right: weights and the learning rate change the loss or the step, not the targets")
+
+
+def _iterable(answer):
+    try:
+        return list(answer)
+    except TypeError:
+        return [None]
+
+
+def check_studio_layer_weights(fn):
+    """Check `fn(sliders)` -> the style_layer_weights the engine gets from the studio's layer
+    sliders ({"relu1_1": w1, ..., "relu5_1": w5}, 1 = the default share): (w1/5, ..., w5/5)."""
+    from .studio import STYLE_LAYERS, settings_to_config
+
+    cases = [dict.fromkeys(STYLE_LAYERS, 1.0), dict(zip(STYLE_LAYERS, (4.0, 1.0, 1.0, 0.5, 0.0))),
+             dict(zip(reversed(STYLE_LAYERS), (0.0, 0.0, 2.0, 3.0, 5.0)))]
+    for sliders in cases:
+        want = settings_to_config(sliders).style_layer_weights
+        out, problem = _call(fn, dict(sliders))
+        if problem:
+            return _report([problem], "")
+        try:
+            out = tuple(float(v) for v in out)
+        except (TypeError, ValueError):
+            return _report([f"return one number per style layer, got {out!r}"], "")
+        if len(out) != len(STYLE_LAYERS):
+            return _report([f"return {len(STYLE_LAYERS)} weights, one per style layer, got {len(out)}"], "")
+        if all(abs(a - b) < 1e-9 for a, b in zip(out, want)):
+            continue
+        values = [sliders[layer] for layer in STYLE_LAYERS]
+        total = sum(values) or 1.0
+        hint = next((message for guess, message in [
+            (values, "those are the slider values as they are: 1 on a slider means the default share, 1/5"),
+            ([v / total for v in values], "you normalized them to sum to 1: then turning one layer up would "
+                                          "turn the others down; divide each by the number of layers"),
+            ([sliders[k] / len(STYLE_LAYERS) for k in sliders], "the order is the dict's, not the network's: "
+                                                                 "go through STYLE_LAYERS, relu1_1 to relu5_1"),
+        ] if all(abs(a - b) < 1e-9 for a, b in zip(out, guess))), None)
+        return _report([hint or f"for sliders {values} expected {want}, got {out}"], "")
+    return _report([], "your weights match the studio's settings_to_config")

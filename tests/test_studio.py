@@ -227,3 +227,25 @@ def test_studio_shows_a_bad_upload_as_one_line(studio):
     studio.sliders["steps"].value = 10
     studio._on_save()
     assert "press Run first" in studio.status.value
+
+
+# --- the notebook's exercise checkers --------------------------------------------------------
+
+def test_check_live_settings(capsys):
+    from helpers.exercises import check_live_settings
+    from helpers.studio import LIVE_SETTINGS
+    assert check_live_settings(set(LIVE_SETTINGS) | {"steps"})
+    assert not check_live_settings({"style_weight", "size_px"})
+    out = capsys.readouterr().out
+    assert "size_px cannot change mid-run" in out and "content_weight, tv_weight" in out
+    assert not check_live_settings("style_weight")
+
+
+def test_check_studio_layer_weights(capsys):
+    from helpers.exercises import check_studio_layer_weights
+    assert check_studio_layer_weights(lambda s: [s[layer] / 5 for layer in STYLE_LAYERS])
+    assert not check_studio_layer_weights(lambda s: [s[layer] for layer in STYLE_LAYERS])
+    assert not check_studio_layer_weights(lambda s: [v / 5 for v in s.values()])
+    assert not check_studio_layer_weights(lambda s: None)
+    out = capsys.readouterr().out
+    assert "slider values as they are" in out and "order is the dict's" in out and "one number per style layer" in out
