@@ -16,6 +16,7 @@ from .images import (bundled_images, image_to_tensor, images_dir, load_image, sa
                      tensor_to_image)
 from .losses import content_loss, gram_matrix, style_loss, total_variation_loss
 from .network import LAYER_NAMES, layer_table, load_vgg19
+from .notebook import NotebookRun, notebook_setup
 from .optimization import (Progress, StyleTransfer, StyleTransferConfig, StyleTransferResult,
                            stylize)
 from .plots import plot_losses, show_feature_maps, show_gram, show_images
@@ -23,9 +24,9 @@ from .plots import plot_losses, show_feature_maps, show_gram, show_images
 __version__ = "0.1.0"
 
 __all__ = [
-    "LAYER_NAMES", "Progress", "StyleTransfer", "StyleTransferConfig", "StyleTransferError",
+    "LAYER_NAMES", "NotebookRun", "Progress", "StyleTransfer", "StyleTransferConfig", "StyleTransferError",
     "StyleTransferResult", "bundled_images", "content_loss", "describe_device", "gram_matrix",
-    "image_to_tensor", "images_dir", "layer_table", "load_image", "load_vgg19", "pick_device",
+    "image_to_tensor", "images_dir", "layer_table", "load_image", "load_vgg19", "notebook_setup", "pick_device",
     "plot_losses", "save_image", "show_feature_maps", "show_gram", "show_images", "style_loss",
     "stylize", "tensor_to_image", "total_variation_loss",
 ]
