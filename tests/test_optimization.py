@@ -1,0 +1,159 @@
+"""The engine: settings checks, a real style transfer, progress, stop, continue, NaN, Ctrl-C."""
+
+import threading
+
+import pytest
+import torch
+
+from helpers import StyleTransfer, StyleTransferConfig, StyleTransferError, gram_matrix, load_image, stylize
+from helpers.losses import content_loss, style_loss
+from helpers.optimization import PAPER_STYLE_LAYERS
+
+CITY = "images/content/city.jpg"
+STARRY = "images/style/starry_night.jpg"
+
+
+@pytest.fixture(autouse=True)
+def _repo_root(monkeypatch, request):
+    monkeypatch.chdir(request.config.rootpath)
+
+
+@pytest.mark.parametrize("change,message", [
+    ({"size_px": 0}, "too small"),
+    ({"size_px": -3}, "too small"),
+    ({"steps": 0}, "steps must be a positive"),
+    ({"content_layers": ("relu9_9",)}, "unknown VGG-19 layer 'relu9_9'"),
+    ({"optimizer": "sgd"}, "unknown optimizer 'sgd'"),
+    ({"weights": "imagenet"}, "unknown weights"),
+    ({"device": "tpu"}, "unknown device 'tpu'"),
+    ({"style_weight": -1.0}, "style weight must be a number ≥ 0"),
+    ({"content_weight": float("nan")}, "content weight"),
+    ({"learning_rate": 0.0}, "learning rate must be a positive"),
+    ({"style_layer_weights": (1.0, 2.0)}, "2 style layer weights for 5 style layers"),
+    ({"init": "zeros"}, "unknown init"),
+])
+def test_bad_settings_are_named(change, message):
+    with pytest.raises(StyleTransferError, match=message):
+        StyleTransferConfig(**change).validate()
+
+
+def test_cuda_asked_for_without_a_gpu_is_an_error():
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    with pytest.raises(StyleTransferError, match="no CUDA GPU"):
+        StyleTransferConfig(device="cuda").validate()
+
+
+def _unweighted(content, style, image, model):
+    """Content and style loss measured independently of the engine's weights and norms."""
+    layers = ["relu4_2", *PAPER_STYLE_LAYERS]
+    with torch.no_grad():
+        c = model(content, layers)
+        s = model(style, layers)
+        x = model(image, layers)
+        targets = {n: gram_matrix(s[n]) for n in PAPER_STYLE_LAYERS}
+        return (content_loss(x["relu4_2"], c["relu4_2"]).item(),
+                style_loss(x, targets).item())
+
+
+def test_a_real_style_transfer_lowers_the_style_loss(caffe_model):
+    """City + The Starry Night at 96 px with the original weights."""
+    result = stylize(CITY, STARRY, size_px=96, steps=60, model=caffe_model, precision="float32")
+    assert result.stopped is None and result.steps_done == 60
+    content = load_image(CITY, 96)
+    style = load_image(STARRY, 96)
+    assert result.image.shape == content.shape
+    _, style_before = _unweighted(content, style, content, caffe_model)
+    content_after, style_after = _unweighted(content, style, result.image, caffe_model)
+    assert style_after < 0.5 * style_before
+    # The photo is still there: its content loss stays well below that of the painting itself.
+    content_of_painting, _ = _unweighted(content, style, torch.nn.functional.interpolate(
+        style, size=content.shape[-2:], mode="bilinear"), caffe_model)
+    assert content_after < 0.75 * content_of_painting
+    losses = [h["total"] for h in result.history]
+    assert losses[-1] < 0.2 * losses[0]
+
+
+def test_content_and_style_may_differ_in_size_and_shape():
+    result = stylize(torch.rand(1, 3, 60, 90), torch.rand(1, 3, 120, 70), size_px=48, steps=2,
+                     weights="random")
+    assert result.image.shape == (1, 3, 32, 48)
+
+
+def test_progress_reports_every_n_steps_and_at_the_end():
+    seen = []
+    stylize(torch.rand(1, 3, 40, 40), torch.rand(1, 3, 40, 40), size_px=32, steps=7, report_every=3,
+            weights="random", callback=lambda p: seen.append((p.step, p.steps, set(p.losses), p.image.shape)))
+    assert [s[0] for s in seen] == [3, 6, 7]
+    assert seen[0][1] == 7 and {"content", "style", "tv", "total"} <= seen[0][2]
+    assert seen[0][3] == (1, 3, 32, 32)
+
+
+def test_a_stop_request_ends_the_run_with_the_best_image():
+    stop = threading.Event()
+    engine = StyleTransfer(torch.rand(1, 3, 40, 40), torch.rand(1, 3, 40, 40), size_px=32, steps=100,
+                           report_every=2, weights="random")
+    result = engine.run(callback=lambda p: stop.set(), stop=stop)
+    assert result.stopped == "stopped" and result.steps_done == 2
+    assert torch.equal(result.image, engine.best_image.cpu().clamp(0, 1))
+
+
+def test_update_continues_from_the_current_image():
+    engine = StyleTransfer(torch.rand(1, 3, 40, 40), torch.rand(1, 3, 40, 40), size_px=32, steps=3,
+                           weights="random")
+    first = engine.run()
+    engine.update(style_weight=100.0, learning_rate=0.05)
+    assert engine.optimizer.param_groups[0]["lr"] == 0.05
+    second = engine.run(steps=2)
+    assert second.steps_done == 5 and [h["step"] for h in second.history] == [1, 2, 3, 4, 5]
+    assert not torch.equal(first.image, second.image)
+    with pytest.raises(StyleTransferError, match="cannot change during a run"):
+        engine.update(size_px=64)
+
+
+def test_style_weight_zero_ignores_style_and_content_weight_zero_ignores_content():
+    content = torch.rand(1, 3, 40, 40)
+    engine = StyleTransfer(content, torch.rand(1, 3, 40, 40), size_px=32, weights="random",
+                           style_weight=0.0, tv_weight=0.0)
+    terms = engine.losses(engine.image)
+    assert terms["style"].item() == 0 and terms["total"].item() == pytest.approx(0, abs=1e-6)
+
+
+def test_a_loss_that_is_not_finite_keeps_the_last_good_image():
+    content = torch.rand(1, 3, 40, 40)
+    result = stylize(content, torch.rand(1, 3, 40, 40), size_px=32, steps=5, weights="random",
+                     style_weight=1e39)
+    assert "infinite" in result.stopped and "weight is too large" in result.stopped
+    assert torch.allclose(result.image, load_image(content, 32), atol=1e-6)
+
+
+def test_nan_later_in_a_run_names_the_learning_rate():
+    engine = StyleTransfer(torch.rand(1, 3, 40, 40), torch.rand(1, 3, 40, 40), size_px=32,
+                           weights="random", learning_rate=5.0)
+    engine.run(steps=2)
+    message = engine._flush([(3, torch.tensor([float("nan")] * 4))])
+    assert "NaN at step 3" in message and "learning rate 5" in message
+
+
+def test_ctrl_c_ends_the_run_and_keeps_the_best_image():
+    def interrupt(progress):
+        if progress.step == 4:
+            raise KeyboardInterrupt
+
+    result = stylize(torch.rand(1, 3, 40, 40), torch.rand(1, 3, 40, 40), size_px=32, steps=50,
+                     report_every=2, weights="random", callback=interrupt)
+    assert result.stopped == "interrupted" and result.steps_done == 4
+
+
+def test_same_seed_same_image_from_noise():
+    args = (torch.rand(1, 3, 40, 40), torch.rand(1, 3, 40, 40))
+    a = stylize(*args, size_px=32, steps=3, init="noise", seed=7, weights="random", precision="float32")
+    b = stylize(*args, size_px=32, steps=3, init="noise", seed=7, weights="random", precision="float32")
+    c = stylize(*args, size_px=32, steps=3, init="noise", seed=8, weights="random", precision="float32")
+    assert torch.equal(a.image, b.image) and not torch.equal(a.image, c.image)
+
+
+def test_lbfgs_runs_and_lowers_the_loss():
+    result = stylize(torch.rand(1, 3, 40, 40), torch.rand(1, 3, 40, 40), size_px=32, steps=6,
+                     optimizer="lbfgs", learning_rate=1.0, weights="random")
+    assert result.stopped is None and result.history[-1]["total"] < result.history[0]["total"]
