@@ -11,10 +11,13 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from .device import describe_device
+from .device import describe_device, pick_device
 from .errors import StyleTransferError
 from .images import bundled_images, free_path, save_image
 from .optimization import INITS, OPTIMIZERS, PRECISIONS, StyleTransfer, StyleTransferConfig
+from .color import PRESERVE_COLOR_MODES
+from .export import FrameRecorder, check_gif_path
+from .multiscale import parse_sizes, stylize_multiscale
 from .network import POOLING_NAMES, WEIGHTS_NAMES
 
 DEFAULTS = StyleTransferConfig()
@@ -56,6 +59,19 @@ def build_parser():
     g.add_argument("--init", choices=INITS, default=DEFAULTS.init, type=str.lower, help="start from the photo or from noise (default: %(default)s)")
     g.add_argument("--init-image", metavar="PATH", help="start from this image instead")
     g.add_argument("--seed", type=int, default=DEFAULTS.seed)
+    g = p.add_argument_group("beyond the basics")
+    g.add_argument("--preserve-color", choices=PRESERVE_COLOR_MODES, default=DEFAULTS.preserve_color, type=str.lower,
+                   help="keep the photo's colours: luminance (style on brightness only) or histogram "
+                        "(style recoloured to the photo's first) (default: %(default)s)")
+    g.add_argument("--sizes", metavar="PX,PX,...",
+                   help="coarse to fine, e.g. 256,512,1024: --steps at each size, each starting from the "
+                        "previous result upsampled; the last is the output size (replaces --size)")
+    g.add_argument("--normalized-network", action="store_true",
+                   help="the paper's VGG-19: each filter rescaled to mean activation 1 over the bundled "
+                        "images (measured once, then cached)")
+    g.add_argument("--gif", metavar="PATH", help="also write the optimization as an animated GIF")
+    g.add_argument("--frames", metavar="DIR", help="also keep its frames as PNG files in this (new or empty) folder")
+    g.add_argument("--gif-every", type=int, metavar="N", help="a frame every N steps (default: about 50 frames)")
     g = p.add_argument_group("the network and the machine")
     g.add_argument("--weights", choices=WEIGHTS_NAMES, default=DEFAULTS.weights, type=str.lower,
                    help="caffe: the original VGG-19 (offline); torchvision: downloads 548 MB once")
@@ -84,7 +100,8 @@ def _config_from(args):
         optimizer=args.optimizer, learning_rate=args.learning_rate, init=args.init, seed=args.seed,
         device=args.device, weights=args.weights, pooling=args.pooling, style_scale=args.style_scale,
         style_blend_weights=_floats(args.style_blend_weights, "--style-blend-weights"),
-        precision=args.precision, report_every=1,
+        precision=args.precision, report_every=1, preserve_color=args.preserve_color,
+        normalized_network=args.normalized_network,
     ).validate()
 
 
@@ -120,23 +137,41 @@ def run(argv=None):
     out = _output_path(args, content, styles)
     _check_output_location(out)  # before minutes of work, not after
 
-    engine = StyleTransfer(content, styles, config, init_image=args.init_image)
-    h, w = engine.content.shape[-2:]
+    sizes = parse_sizes(args.sizes) if args.sizes else None
+    recorder = _frame_recorder(args, config.steps * (len(sizes) if sizes else 1))
+    if sizes:
+        config = config.replace(size_px=sizes[-1])
+        where = f"coarse to fine at {', '.join(map(str, sizes))} px"
+        device = pick_device(config.device)
+    else:
+        engine = StyleTransfer(content, styles, config, init_image=args.init_image)
+        h, w = engine.content.shape[-2:]
+        where, device = f"({w}×{h} px)", engine.device
     if not args.quiet:
-        print(f"Stylizing {content} ({w}×{h} px) with {', '.join(map(str, styles))} "
-              f"on {describe_device(engine.device)}", file=sys.stderr)
-    bar = tqdm(total=config.steps, unit="step", disable=args.quiet, file=sys.stderr, dynamic_ncols=True)
+        print(f"Stylizing {content} {where} with {', '.join(map(str, styles))} "
+              f"on {describe_device(device)}", file=sys.stderr)
+    bar = tqdm(total=config.steps * (len(sizes) if sizes else 1), unit="step", disable=args.quiet,
+               file=sys.stderr, dynamic_ncols=True)
 
     def on_progress(progress):
         bar.update(progress.step - bar.n)
         bar.set_postfix(loss=f"{progress.losses['total']:.3g}", refresh=False)
+        if recorder is not None:
+            recorder(progress)
 
-    result = engine.run(callback=on_progress)
+    if sizes:
+        result = stylize_multiscale(content, styles, sizes, config, callback=on_progress, init_image=args.init_image)
+        engine, (h, w) = result.extra["engine"], result.image.shape[-2:]
+    else:
+        result = engine.run(callback=on_progress)
     bar.close()
     metadata = {"Software": "nst-tutorial-helpers (python -m helpers)",
                 "Settings": repr(config.as_dict()), "Content": str(content),
                 "Style": ", ".join(map(str, styles))}
     save_image(result.image, out, overwrite=args.overwrite, metadata=metadata if out.suffix.lower() == ".png" else None)
+    if recorder is not None and args.gif:
+        recorder.save_gif(args.gif, overwrite=args.overwrite)
+        print(f"Wrote the optimization as {args.gif} ({len(recorder.frames)} frames)", file=sys.stderr)
     if result.stopped == "interrupted":
         print(f"Interrupted at step {result.steps_done}/{config.steps}: saved the best image so far to {out}",
               file=sys.stderr)
@@ -151,10 +186,21 @@ def run(argv=None):
     return 0
 
 
+def _frame_recorder(args, total_steps):
+    """A FrameRecorder for --gif/--frames (None without them), with the paths checked before the run."""
+    if not (args.gif or args.frames):
+        return None
+    if args.gif:
+        check_gif_path(args.gif, args.overwrite)
+    if args.gif_every is not None and args.gif_every < 1:
+        raise StyleTransferError(f"--gif-every must be a positive whole number of steps, got {args.gif_every}")
+    return FrameRecorder(args.frames, every=args.gif_every or max(1, total_steps // 50))
+
+
 def _settings_table(config, engine, last):
     rows = [
         ("device", describe_device(engine.device)),
-        ("weights / pooling", f"{config.weights} / {config.pooling}"),
+        ("weights / pooling", f"{config.weights} / {config.pooling}" + (", normalized" if config.normalized_network else "")),
         ("precision", "bfloat16 features, float32 losses" if engine.autocast_dtype else "float32"),
         ("optimizer", f"{config.optimizer}, lr {config.learning_rate:g}, init {config.init}, seed {config.seed}"),
         ("content", f"{', '.join(config.content_layers)} × {config.content_weight:g}"),
@@ -162,6 +208,7 @@ def _settings_table(config, engine, last):
                   + (f" (layer weights {', '.join(f'{w:g}' for w in config.style_layer_weights)})"
                      if config.style_layer_weights else "")),
         ("style scale", f"{config.style_scale:g}"),
+        ("preserve colour", config.preserve_color),
         ("total variation", f"{config.tv_weight:g}"),
         ("final losses", f"content {last['content']:.3g}, style {last['style']:.3g}, tv {last['tv']:.3g}"),
     ]

@@ -316,7 +316,7 @@ def load_normalized_vgg19(weights="caffe", pooling="max", device=None):
     "random" weights differ at every call and are never cached.
     """
     model = load_vgg19(weights, pooling)
-    images, images_sha = normalization_images()
+    images, images_sha = normalization_images(NORMALIZE_SIZE_PX)
     weights_id = {"caffe": "caffe-" + CAFFE_WEIGHTS_SHA256[:12], "torchvision": "torchvision-IMAGENET1K_V1"}
     means = None
     path = None
