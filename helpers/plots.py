@@ -45,6 +45,40 @@ def show_feature_maps(activation, channels=8, title=None, size_in=1.6, cmap="vir
     return fig
 
 
+def show_feature_grid(features, channels=6, size_in=1.5, cmap="viridis", title=None):
+    """Draw several layers' feature maps in one figure: one row per layer.
+
+    `features` maps layer names to activations (1, C, H, W). `channels` is how many to draw
+    per layer, the ones that vary most across positions first, or {name: [indices]}.
+    Each map has its own colour scale; the row label gives the layer and the map's size.
+    """
+    rows = {}
+    for name, activation in features.items():
+        a = activation.detach().float().cpu()[0]
+        if isinstance(channels, dict):
+            chosen = list(channels[name])
+        else:
+            chosen = a.flatten(1).std(dim=1).argsort(descending=True)[:channels].tolist()
+        rows[name] = (a, chosen)
+    columns = max(len(chosen) for _, chosen in rows.values())
+    aspect = max(a.shape[1] / a.shape[2] for a, _ in rows.values())  # height / width of a map
+    height = len(rows) * (size_in * aspect + 0.25) + (0.3 if title else 0)
+    fig, axes = plt.subplots(len(rows), columns, figsize=(size_in * columns, height), squeeze=False)
+    for ax_row, (name, (a, chosen)) in zip(axes, rows.items()):
+        for ax in ax_row:
+            ax.set_xticks([])
+            ax.set_yticks([])
+            ax.set_frame_on(False)
+        for ax, c in zip(ax_row, chosen):
+            ax.imshow(a[c].numpy(), cmap=cmap)
+            ax.set_title(f"channel {c}", fontsize=7)
+        ax_row[0].set_ylabel(f"{name}\n{a.shape[1]}×{a.shape[2]}", fontsize=9)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
 def show_gram(gram, title="Gram matrix", ax=None, cmap="magma"):
     """Draw one Gram matrix ((C, C) or (1, C, C)) as a heatmap with a colour bar."""
     g = gram.detach().float().cpu()

@@ -166,3 +166,24 @@ def test_content_loss_value_right(capsys):
 def test_content_loss_value_wrong(capsys, answer, words):
     out = said(capsys, exercises.check_content_loss_value(answer, FEATURES, TARGET), "✗")
     assert words in out
+
+
+# --- show_feature_grid (notebook 01's picture of feature maps) ---------------------------------
+
+
+def test_show_feature_grid_one_row_per_layer_most_varied_channels_first():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from helpers.plots import show_feature_grid
+
+    flat = torch.zeros(1, 4, 6, 6)
+    flat[0, 2, :3] = 5.0  # channel 2 varies most, then channel 0
+    flat[0, 0, :3] = 1.0
+    fig = show_feature_grid({"relu1_1": flat, "relu2_1": torch.rand(1, 3, 3, 3)}, channels=2)
+    axes = fig.axes
+    assert len(axes) == 4
+    assert [axes[0].get_title(), axes[1].get_title()] == ["channel 2", "channel 0"]
+    assert axes[0].get_ylabel() == "relu1_1\n6×6" and axes[2].get_ylabel().startswith("relu2_1")
+    fig = show_feature_grid({"relu1_1": flat}, channels={"relu1_1": [3]})
+    assert [ax.get_title() for ax in fig.axes] == ["channel 3"]
