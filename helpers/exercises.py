@@ -489,3 +489,55 @@ def check_studio_layer_weights(fn):
         ] if all(abs(a - b) < 1e-9 for a, b in zip(out, guess))), None)
         return _report([hint or f"for sliders {values} expected {want}, got {out}"], "")
     return _report([], "your weights match the studio's settings_to_config")
+
+
+# --- Notebook 06: beyond the basics ------------------------------------------------------
+
+
+def check_luminance(fn):
+    """Check `fn(rgb)` -> the luminance Y = .299 R + .587 G + .114 B, shape (N, 1, H, W)."""
+    from .color import luminance
+
+    generator = torch.Generator().manual_seed(6)
+    images = [torch.tensor([1.0, 0.0, 0.0]).view(1, 3, 1, 1), torch.rand(2, 3, 4, 5, generator=generator)]
+    for rgb in images:
+        out, problem = _call(fn, rgb.clone())
+        if problem:
+            return _report([problem], "")
+        if not isinstance(out, torch.Tensor):
+            return _report([f"return a tensor, got a {type(out).__name__}"], "")
+        want = luminance(rgb)
+        if out.shape != want.shape:
+            return _report([f"for an image of shape {tuple(rgb.shape)} expected shape {tuple(want.shape)} "
+                            f"(one channel, kept with keepdim=True), got {tuple(out.shape)}"], "")
+        if _close(out, want):
+            continue
+        hint = _first_match(out, [
+            (rgb.mean(dim=1, keepdim=True), "you averaged R, G and B: the eye is most sensitive to green, "
+                                            "so weigh them .299, .587, .114"),
+            (luminance(rgb.flip(1)), "the weights are in the wrong order: .299 is for red, channel 0"),
+        ])
+        return _report([hint or "the values differ from .299 R + .587 G + .114 B"], "")
+    return _report([], "your luminance matches helpers.color.luminance")
+
+
+def check_blend_grams(fn):
+    """Check `fn(grams, weights)` -> Σ_i w_i G_i / Σ_i w_i, the style target of several styles."""
+    generator = torch.Generator().manual_seed(6)
+    grams = [torch.rand(1, 4, 4, generator=generator) for _ in range(3)]
+    for weights in ([1.0, 0.0, 0.0], [1.0, 3.0, 0.0], [2.0, 2.0, 4.0]):
+        out, problem = _call(fn, [g.clone() for g in grams], list(weights))
+        if problem:
+            return _report([problem], "")
+        if not isinstance(out, torch.Tensor):
+            return _report([f"return a tensor, got a {type(out).__name__}"], "")
+        want = sum(w * g for w, g in zip(weights, grams)) / sum(weights)
+        if out.shape == want.shape and _close(out, want):
+            continue
+        hint = _first_match(out, [
+            (sum(w * g for w, g in zip(weights, grams)), "divide by the sum of the weights, so that "
+                                                         "weights 2, 2, 4 mean the same as .25, .25, .5"),
+            (sum(grams) / len(grams), "every style got the same share: multiply each Gram matrix by its weight"),
+        ])
+        return _report([hint or f"for weights {weights} the mix differs from Σ w_i G_i / Σ w_i"], "")
+    return _report([], "your blend matches the engine's mix of Gram matrices")

@@ -324,3 +324,24 @@ def test_command_line_bad_values_are_one_line_and_exit_2(tmp_path, flags, words)
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error:") and words in lines[0], done.stderr
     assert not (tmp_path / "out.png").exists()
+
+
+# --- the notebook's exercises -------------------------------------------------------------
+
+def test_luminance_checker(capsys):
+    from helpers.exercises import check_luminance
+
+    assert check_luminance(color.luminance)
+    assert not check_luminance(lambda rgb: rgb.mean(dim=1, keepdim=True))
+    assert "averaged" in capsys.readouterr().out
+    assert not check_luminance(lambda rgb: color.luminance(rgb)[:, 0])
+    assert "keepdim" in capsys.readouterr().out
+
+
+def test_blend_grams_checker(capsys):
+    from helpers.exercises import check_blend_grams
+
+    assert check_blend_grams(lambda grams, w: sum(a * g for a, g in zip(w, grams)) / sum(w))
+    assert not check_blend_grams(lambda grams, w: sum(a * g for a, g in zip(w, grams)))
+    assert "sum of the weights" in capsys.readouterr().out
+    assert not check_blend_grams(lambda grams, w: None)
