@@ -309,9 +309,15 @@ class StyleTransfer:
     def losses(self, image):
         """The weighted loss terms of `image`: {"content", "style", "tv", "total"} as tensors."""
         cfg = self.config
-        feats = self._features(image, self.layers)
-        content = sum(self.content_norms[n] * losses.content_loss(feats[n], self.content_targets[n])
-                      for n in cfg.content_layers) / len(cfg.content_layers)
+        # content_weight 0 (texture synthesis): skip the content layers, so the forward pass
+        # stops at the deepest style layer (relu1_1 alone costs a fraction of relu4_2).
+        layers = self.layers if cfg.content_weight else list(cfg.style_layers)
+        feats = self._features(image, layers)
+        if cfg.content_weight:
+            content = sum(self.content_norms[n] * losses.content_loss(feats[n], self.content_targets[n])
+                          for n in cfg.content_layers) / len(cfg.content_layers)
+        else:
+            content = torch.zeros((), device=image.device)
         style = losses.style_loss(feats, self.style_targets, self.style_layer_weights())
         tv = losses.total_variation_loss(image)
         terms = {"content": cfg.content_weight * content, "style": cfg.style_weight * style,
