@@ -308,17 +308,23 @@ def cache_dir():
 
 
 def load_normalized_vgg19(weights="caffe", pooling="max", device=None):
-    """`load_vgg19(weights, pooling)`, normalized (`normalize_vgg19`) over the bundled images.
-
-    The per-filter means are cached on disk (see `cache_dir`) under a name made of the
-    weights (the sha256 of the original file for "caffe"), the pooling, the image size and
-    the sha256 of the bundled images, so they are measured once (a few seconds on a CPU).
-    "random" weights differ at every call and are never cached.
-    """
+    """`load_vgg19(weights, pooling)`, normalized (`normalize_vgg19`) with the per-filter
+    means of `normalization_means` (measured once over the bundled images, then cached)."""
     model = load_vgg19(weights, pooling)
+    normalize_vgg19(model, means=normalization_means(weights, pooling, model))
+    return model.to(device) if device is not None else model
+
+
+def normalization_means(weights="caffe", pooling="max", model=None):
+    """The mean activation of every filter over the bundled images (`relu_channel_means`).
+
+    Cached on disk (see `cache_dir`) under a name made of the weights (the sha256 of the
+    original file for "caffe"), the pooling, the image size and the sha256 of the bundled
+    images, so they are measured once (a few seconds on a CPU). "random" weights differ
+    at every load and are never cached: pass the `model` they belong to.
+    """
     images, images_sha = normalization_images(NORMALIZE_SIZE_PX)
     weights_id = {"caffe": "caffe-" + CAFFE_WEIGHTS_SHA256[:12], "torchvision": "torchvision-IMAGENET1K_V1"}
-    means = None
     path = None
     if weights in weights_id:
         path = cache_dir() / f"vgg19-{weights_id[weights]}-{pooling}-means-{NORMALIZE_SIZE_PX}px-{images_sha[:12]}.pt"
@@ -327,14 +333,12 @@ def load_normalized_vgg19(weights="caffe", pooling="max", device=None):
                 means = torch.load(path, map_location="cpu", weights_only=True)
             except Exception:  # a damaged cache file is measured again
                 means = None
-            if not isinstance(means, dict) or set(means) != set(RELU_NAMES):
-                means = None
-    if means is None:
-        means = relu_channel_means(model, images)
-        if path is not None:
-            _save_atomically(means, path)
-    normalize_vgg19(model, means=means)
-    return model.to(device) if device is not None else model
+            if isinstance(means, dict) and set(means) == set(RELU_NAMES):
+                return means
+    means = relu_channel_means(model if model is not None else load_vgg19(weights, pooling), images)
+    if path is not None:
+        _save_atomically(means, path)
+    return means
 
 
 def _save_atomically(obj, path):
