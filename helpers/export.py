@@ -17,7 +17,7 @@ from pathlib import Path
 from PIL import Image
 
 from .errors import StyleTransferError
-from .images import resize_long_edge, tensor_to_image
+from .images import check_output_path, resize_long_edge, tensor_to_image
 
 FRAME_PATTERN = "frame_{:05d}.png"
 
@@ -27,14 +27,7 @@ def check_gif_path(path, overwrite=False):
     path = Path(path)
     if path.suffix.lower() != ".gif":
         raise StyleTransferError(f"cannot write {path} as a GIF: give a file name ending in .gif")
-    if path.is_dir():
-        raise StyleTransferError(f"cannot save to {path}: it is a folder; give a file name")
-    if path.exists() and not overwrite:
-        raise StyleTransferError(f"{path} already exists: choose another name or pass --overwrite")
-    folder = path.parent if str(path.parent) else Path(".")
-    if not folder.is_dir():
-        raise StyleTransferError(f"cannot save {path}: folder {folder} does not exist")
-    return folder / path.name
+    return check_output_path(path, overwrite) / path.name
 
 
 class FrameRecorder:

@@ -98,13 +98,7 @@ def save_image(image, path, overwrite=False, metadata=None):
             f"cannot save {path}: unknown file type {path.suffix!r}; use one of "
             + ", ".join(sorted(SAVE_FORMATS))
         )
-    if path.is_dir():
-        raise StyleTransferError(f"cannot save to {path}: it is a folder; give a file name")
-    if path.exists() and not overwrite:
-        raise StyleTransferError(f"{path} already exists: choose another name or pass --overwrite")
-    folder = path.parent if str(path.parent) else Path(".")
-    if not folder.is_dir():
-        raise StyleTransferError(f"cannot save {path}: folder {folder} does not exist")
+    folder = check_output_path(path, overwrite)
     pil = image if isinstance(image, Image.Image) else tensor_to_image(image)
     options = {}
     if fmt == "PNG" and metadata:
@@ -125,6 +119,19 @@ def save_image(image, path, overwrite=False, metadata=None):
         if os.path.exists(tmp):
             os.unlink(tmp)
     return path
+
+
+def check_output_path(path, overwrite=False):
+    """Raise a clear error unless a file can be written at `path`; return its folder."""
+    path = Path(path)
+    if path.is_dir():
+        raise StyleTransferError(f"cannot save to {path}: it is a folder; give a file name")
+    if path.exists() and not overwrite:
+        raise StyleTransferError(f"{path} already exists: choose another name or pass --overwrite")
+    folder = path.parent if str(path.parent) else Path(".")
+    if not folder.is_dir():
+        raise StyleTransferError(f"cannot save {path}: folder {folder} does not exist")
+    return folder
 
 
 def free_path(path):
