@@ -487,7 +487,8 @@ class Studio:
             button.on_click(lambda _, kind=kind, name=name, path=path: self._pick(kind, name, path))
             buttons[name] = button
             cells.append(w.VBox([w.Image(value=thumb, format="png", layout=w.Layout(width="96px")), button]))
-        upload = w.FileUpload(accept="image/*", multiple=False, description="upload your own")
+        upload = w.FileUpload(accept="image/*", multiple=False, description="upload your own",
+                              layout=w.Layout(width="180px"))
         upload.add_class(f"nst-upload-{kind}")
         upload.observe(lambda change, kind=kind: self._on_upload(kind, change["new"]), names="value")
         label = w.HTML(value=f"<b>{'Content (the photo)' if kind == 'content' else 'Style (the painting)'}</b>")
