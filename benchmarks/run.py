@@ -1,0 +1,582 @@
+"""The benchmark: the helpers' engine against the classic loop (benchmarks/reference_loop.py).
+
+    python benchmarks/run.py              # the full benchmark (about half an hour on 2 CPU cores)
+    python benchmarks/run.py --threads 1  # the same on a CPU shared with other jobs (as ours was)
+    python benchmarks/run.py --quick      # a smoke run: tiny sizes, few steps, results in a temp folder
+
+Every figure is a ratio to the reference measured in the same run, steps of the two
+interleaved, because shared machines are noisy; absolute times are only worth quoting
+on a GPU. It prints a table, writes benchmarks/results/<machine>.json (the machine's
+description, the load average before and after, every timing) and draws
+benchmarks/results/<machine>.png (seconds per step against pixel count).
+
+Figures:
+1. seconds per step at 128, 256 and 512 px, same layers and loss as the helpers' defaults;
+2. time to quality: wall time for the helpers' defaults to reach the loss that the
+   reference reaches after 1000 steps at 128 px, both judged by one independent loss
+   (the paper's own loss, `paper_loss`, in float32 on the image clipped to [0, 1]);
+3. peak memory (RSS on a CPU, torch.cuda.max_memory_allocated on a GPU) at 256, 512 and
+   1024 px, each measured in a fresh process;
+4. previews: the cost of a callback that copies the image to the CPU every 10 steps;
+5. bfloat16 against float32: the same run in both, judged by float32 losses and pixels;
+6. on a GPU only: seconds per step at 512, 1024 and 2048 px, and the largest size whose
+   run fits in a Colab T4's 16 GB (14.5 GiB for PyTorch), found with
+   torch.cuda.set_per_process_memory_fraction, for the helpers in bfloat16 and float32.
+"""
+
+import argparse
+import json
+import os
+import platform
+import re
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+import torch  # noqa: E402
+
+import helpers  # noqa: E402
+from benchmarks.reference_loop import ReferenceLoop  # noqa: E402
+from helpers.optimization import StyleTransfer, StyleTransferConfig, bf16_supported, cached_vgg19  # noqa: E402
+
+CONTENT, STYLE = "city", "starry_night"
+GIB = 1024 ** 3
+
+FULL = {
+    "step_sizes": [128, 256, 512], "step_rounds": {128: 10, 256: 6, 512: 3},
+    "quality_px": 128, "reference_steps": 1000, "helpers_max_steps": 1000, "chunk": 50,
+    "memory_sizes": [256, 512, 1024], "memory_steps": 2,
+    "preview_px": 256, "preview_rounds": 4, "preview_block": 10,
+    "gpu_sizes": [512, 1024, 2048], "gpu_block": {512: 50, 1024: 20, 2048: 5},
+    "gpu_fit_sizes": [1024, 1536, 2048, 2560, 3072, 3584, 4096],
+    "gpu_fit_gib": 14.5,  # a T4's "16 GB" are about 14.7 GiB to PyTorch, less the CUDA context
+}
+QUICK = {
+    "step_sizes": [48, 64], "step_rounds": {48: 2, 64: 2},
+    "quality_px": 48, "reference_steps": 20, "helpers_max_steps": 20, "chunk": 10,
+    "memory_sizes": [48], "memory_steps": 1,
+    "preview_px": 48, "preview_rounds": 1, "preview_block": 10,
+    "gpu_sizes": [64, 128], "gpu_block": {64: 2, 128: 2},
+    "gpu_fit_sizes": [64, 128], "gpu_fit_gib": 14.5,
+}
+
+
+# --- the machine -------------------------------------------------------------------------
+
+def cpu_name():
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def describe_machine(device):
+    info = {
+        "device": str(device), "cpu": cpu_name(), "threads": torch.get_num_threads(),
+        "cpu_count": os.cpu_count(), "bf16": bf16_supported(device), "torch": torch.__version__,
+        "python": platform.python_version(), "platform": platform.platform(),
+    }
+    if device.type == "cuda":
+        props = torch.cuda.get_device_properties(device)
+        info.update(gpu=props.name, gpu_memory_gib=round(props.total_memory / GIB, 1),
+                    cuda=torch.version.cuda, cudnn=torch.backends.cudnn.version())
+        name = props.name
+    else:
+        name = f"{info['cpu']} {info['threads']}threads"
+    slug = re.sub(r"[^a-z0-9]+", "-", f"{device.type} {name}".lower()).strip("-")
+    return info, slug
+
+
+def sync(device):
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+# --- the engines -------------------------------------------------------------------------
+
+def images(px, device):
+    content = helpers.bundled_images("content")[CONTENT]
+    style = helpers.bundled_images("style")[STYLE]
+    return (helpers.load_image(content, px).to(device), helpers.load_image(style, px).to(device))
+
+
+def make_reference(px, device, model):
+    content, style = images(px, device)
+    return ReferenceLoop(content, style, model.features, model.preprocess)
+
+
+def make_helpers(px, device, **options):
+    content, style = images(px, device)
+    return StyleTransfer(content, style, StyleTransferConfig(size_px=px, device=str(device), **options))
+
+
+def timed(device, fn):
+    sync(device)
+    start = time.perf_counter()
+    fn()
+    sync(device)
+    return time.perf_counter() - start
+
+
+def steps_interleaved(px, rounds, block, device, model, with_float32=True):
+    """Seconds per step of the reference and the helpers, blocks of `block` steps alternating
+    (the order swapped every round), after one warm-up block each."""
+    engines = {"reference": make_reference(px, device, model), "helpers": make_helpers(px, device)}
+    if with_float32:
+        engines["helpers_float32"] = make_helpers(px, device, precision="float32")
+
+    def block_of(name):
+        engine = engines[name]
+        if name == "reference":
+            return lambda: [engine.step() for _ in range(block)]
+        return lambda: engine.run(block)
+
+    times = {name: [] for name in engines}
+    for name in engines:
+        timed(device, block_of(name))  # warm-up (allocations, cuDNN autotune)
+    order = list(engines)
+    for r in range(rounds):
+        for name in (order if r % 2 == 0 else order[::-1]):
+            times[name].append(timed(device, block_of(name)) / block)
+    result = {"px": px, "hw": list(engines["helpers"].content.shape[-2:]), "rounds": rounds, "block": block}
+    for name, values in times.items():
+        result[name + "_s_per_step"] = statistics.median(values)
+        result[name + "_all"] = values
+    ref = result["reference_s_per_step"]
+    result["ratio"] = result["helpers_s_per_step"] / ref
+    # The per-round ratio shows the noise: steps of a round ran under the same load.
+    per_round = [h / r for h, r in zip(times["helpers"], times["reference"])]
+    result["ratio_per_round_min_max"] = [min(per_round), max(per_round)]
+    if with_float32:
+        result["ratio_float32"] = result["helpers_float32_s_per_step"] / ref
+    return result
+
+
+# --- the independent judge ---------------------------------------------------------------
+
+class PaperLoss:
+    """Gatys et al. 2016's own loss, judge of both engines, used by neither.
+
+    L = alpha/beta · ½ Σ (F - P)² at conv4_2  +  Σ_l (1/5) · 1/(4 N_l² M_l²) Σ (G - A)²
+    over conv1_1..conv5_1 with raw Gram matrices and alpha/beta = 1e-3 (the paper's Fig. 3),
+    on the original VGG-19 in float32, with ReLU outputs as in the authors' Caffe code.
+    The image is clipped to [0, 1] first: that is the picture a user gets.
+    """
+
+    CONTENT = "relu4_2"
+    STYLE = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
+    ALPHA_OVER_BETA = 1e-3
+
+    def __init__(self, content, style, model):
+        self.model = model
+        with torch.no_grad():
+            self.p = model(content, [self.CONTENT])[self.CONTENT]
+            feats = model(style, self.STYLE)
+            self.a = {name: self._gram(feats[name]) for name in self.STYLE}
+
+    @staticmethod
+    def _gram(f):
+        _, n, h, w = f.shape
+        f = f.reshape(n, h * w)
+        return f @ f.t()
+
+    @torch.no_grad()
+    def __call__(self, image):
+        image = image.detach().float().clamp(0, 1).contiguous()
+        feats = self.model(image, [self.CONTENT, *self.STYLE])
+        content = 0.5 * (feats[self.CONTENT] - self.p).pow(2).sum()
+        style = 0.0
+        for name in self.STYLE:
+            _, n, h, w = feats[name].shape
+            style = style + 0.2 * (self._gram(feats[name]) - self.a[name]).pow(2).sum() / (4 * n * n * (h * w) ** 2)
+        return {"content": float(self.ALPHA_OVER_BETA * content), "style": float(style),
+                "total": float(self.ALPHA_OVER_BETA * content + style)}
+
+
+def time_to_quality(cfg, device, model):
+    """The reference's loss after `reference_steps` steps, and when the helpers' defaults get there."""
+    px = cfg["quality_px"]
+    ref = make_reference(px, device, model)
+    engine = make_helpers(px, device)  # the defaults, at this size
+    judge = PaperLoss(*images(px, device), model)
+    snapshots = [(0, 0.0, engine.image.detach().clone())]  # (step, seconds of helpers' loop, image)
+    clock = {"reference": 0.0, "helpers": 0.0}
+
+    def keep(progress):  # every 10 steps (the defaults' report_every)
+        snapshots.append((progress.step, clock["helpers"] + progress.elapsed_s, progress.image.detach().clone()))
+
+    def helpers_chunk(steps):
+        clock["helpers"] += timed(device, lambda: engine.run(steps, callback=keep))
+
+    chunk = cfg["chunk"]
+    default_steps = engine.config.steps
+    while ref.step_count < cfg["reference_steps"]:
+        n = min(chunk, cfg["reference_steps"] - ref.step_count)
+        clock["reference"] += timed(device, lambda: [ref.step() for _ in range(n)])
+        if engine.step < min(default_steps, cfg["helpers_max_steps"]):
+            helpers_chunk(min(chunk, default_steps - engine.step))
+    target = judge(ref.image())
+
+    def first_reaching():
+        for step, seconds, image in snapshots:
+            if judge(image)["total"] <= target["total"]:
+                return step, seconds
+        return None
+
+    reached = first_reaching()
+    while reached is None and engine.step < cfg["helpers_max_steps"]:
+        helpers_chunk(min(chunk, cfg["helpers_max_steps"] - engine.step))
+        reached = first_reaching()
+    at_defaults = next(judge(img) for step, _, img in snapshots if step == min(default_steps, engine.step))
+    result = {
+        "px": px, "reference_steps": cfg["reference_steps"], "reference_seconds": clock["reference"],
+        "reference_paper_loss": target, "helpers_paper_loss_at_default_steps": at_defaults,
+        "helpers_default_steps": default_steps, "helpers_steps_run": engine.step,
+        "helpers_seconds_total": clock["helpers"],
+        "reference_s_per_step": clock["reference"] / cfg["reference_steps"],
+        "helpers_s_per_step": clock["helpers"] / max(engine.step, 1),
+        "start_paper_loss": judge(snapshots[0][2]),
+    }
+    if reached is not None:
+        result.update(helpers_steps_to_reach=reached[0], helpers_seconds_to_reach=reached[1],
+                      ratio=reached[1] / clock["reference"])
+    else:
+        result.update(helpers_steps_to_reach=None, helpers_seconds_to_reach=None, ratio=None)
+    return result, engine
+
+
+def bf16_vs_float32(bf16_engine, px, device, picture=None):
+    """The same run in float32, compared with the bfloat16 one by float32 losses and pixels.
+    `picture`: where to save content | float32 | bfloat16 | difference ×4, side by side."""
+    if bf16_engine.autocast_dtype is None:
+        return {"skipped": "this device runs in float32 (no fast bfloat16)"}
+    steps = bf16_engine.step
+    float_engine = make_helpers(px, device, precision="float32")
+    float_engine.run(steps)
+    a = bf16_engine.image.detach().float().clamp(0, 1)
+    b = float_engine.image.detach().float().clamp(0, 1)
+    with torch.no_grad():
+        loss_bf16 = float(float_engine.losses(a)["total"])
+        loss_fp32 = float(float_engine.losses(b)["total"])
+        start = float(float_engine.losses(float_engine.content)["total"])
+    diff = (a - b).abs() * 255
+    mse = float(((a - b) ** 2).mean())
+    if picture is not None:
+        strip = torch.cat([bf16_engine.content.float().cpu(), b.cpu(), a.cpu(), ((a - b).abs() * 4).cpu()], dim=3)
+        helpers.tensor_to_image(strip).save(picture)
+    return {
+        "px": px, "steps": steps,
+        "helpers_loss_float32_run": loss_fp32, "helpers_loss_bfloat16_run": loss_bf16,
+        "helpers_loss_at_start": start,
+        "relative_loss_difference": (loss_bf16 - loss_fp32) / loss_fp32,
+        "pixel_mean_abs_diff_0_255": float(diff.mean()), "pixel_max_abs_diff_0_255": float(diff.max()),
+        "pixel_psnr_db": 10 * torch.log10(torch.tensor(1.0 / max(mse, 1e-12))).item(),
+    }
+
+
+def preview_overhead(cfg, device):
+    """Blocks of steps without and with a preview callback (copy the image to the CPU every
+    10 steps), interleaved; plus the callback's own time, which noise cannot hide."""
+    px, block = cfg["preview_px"], cfg["preview_block"]
+    engine = make_helpers(px, device, report_every=10)
+    spent = []
+
+    def preview(progress):
+        start = time.perf_counter()
+        progress.image.detach().float().cpu().clamp(0, 1)
+        spent.append(time.perf_counter() - start)
+
+    timed(device, lambda: engine.run(block))
+    plain, with_preview = [], []
+    for r in range(cfg["preview_rounds"]):
+        runs = [(plain, None), (with_preview, preview)]
+        for times, callback in (runs if r % 2 == 0 else runs[::-1]):
+            times.append(timed(device, lambda: engine.run(block, callback=callback)))
+    loop = sum(with_preview)
+    return {"px": px, "block": block, "rounds": cfg["preview_rounds"],
+            "plain_s_per_step": statistics.median(plain) / block,
+            "preview_s_per_step": statistics.median(with_preview) / block,
+            "ratio": statistics.median(with_preview) / statistics.median(plain),
+            "callback_seconds_total": sum(spent), "callback_share_of_loop": sum(spent) / loop}
+
+
+# --- memory, each in a fresh process ---------------------------------------------------------
+
+def _status_kib(field):
+    match = re.search(rf"{field}:\s+(\d+) kB", Path("/proc/self/status").read_text())
+    return int(match.group(1)) * 1024 if match else None
+
+
+def reset_peak_rss():
+    """Start counting the peak RSS afresh (Linux: /proc/self/clear_refs); return the RSS now.
+
+    Without this the peak would be that of loading the weights (torchvision first builds
+    the whole VGG-19, classifier included), the same for both engines at small sizes."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+        return _status_kib("VmRSS")
+    except OSError:
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+def peak_rss():
+    try:
+        return _status_kib("VmHWM")
+    except OSError:
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+def probe_memory(kind, px, steps, device_name, limit_gib=None, precision="auto"):
+    """Run in a child process: build one engine, take `steps` steps, print the peak memory."""
+    device = helpers.pick_device(device_name)
+    if device.type == "cuda" and limit_gib:
+        total = torch.cuda.get_device_properties(device).total_memory
+        torch.cuda.set_per_process_memory_fraction(min(1.0, limit_gib * GIB / total), device)
+    # Both load their network before the baseline: the reference a float32 copy, the helpers their cache.
+    model = helpers.load_vgg19("caffe", device=device) if kind == "reference" else cached_vgg19("caffe", "max", device)
+    before = reset_peak_rss()
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    if kind == "reference":
+        engine = make_reference(px, device, model)
+        for _ in range(steps):
+            engine.step()
+    else:
+        engine = make_helpers(px, device, precision=precision)
+        engine.run(steps)
+    sync(device)
+    out = {"kind": kind, "px": px, "rss_peak_bytes": peak_rss(), "rss_before_bytes": before}
+    if device.type == "cuda":
+        out["cuda_max_allocated_bytes"] = torch.cuda.max_memory_allocated(device)
+    print("PROBE " + json.dumps(out))
+
+
+def run_probe(kind, px, steps, device, limit_gib=None, precision="auto", timeout=1800):
+    command = [sys.executable, str(Path(__file__).resolve()), "--probe", kind, "--size", str(px),
+               "--steps", str(steps), "--device", str(device), "--precision", precision,
+               "--threads", str(torch.get_num_threads())]
+    if limit_gib:
+        command += ["--limit-gib", str(limit_gib)]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=timeout)
+    for line in done.stdout.splitlines():
+        if line.startswith("PROBE "):
+            return json.loads(line[6:])
+    tail = (done.stderr or done.stdout).strip().splitlines()[-1:] or ["no output"]
+    return {"kind": kind, "px": px, "error": tail[0][:300]}
+
+
+def peak_memory(cfg, device):
+    rows = []
+    for px in cfg["memory_sizes"]:
+        ref = run_probe("reference", px, cfg["memory_steps"], device)
+        ours = run_probe("helpers", px, cfg["memory_steps"], device)
+        key = "cuda_max_allocated_bytes" if device.type == "cuda" else "rss_peak_bytes"
+        row = {"px": px, "measure": "torch.cuda.max_memory_allocated" if device.type == "cuda" else "peak RSS",
+               "reference": ref, "helpers": ours}
+        if key in ref and key in ours:
+            row["reference_mib"] = ref[key] / 2 ** 20
+            row["helpers_mib"] = ours[key] / 2 ** 20
+            row["ratio"] = ours[key] / ref[key]
+            if device.type != "cuda":  # what the run itself added on top of the loaded libraries
+                row["reference_run_mib"] = (ref[key] - ref["rss_before_bytes"]) / 2 ** 20
+                row["helpers_run_mib"] = (ours[key] - ours["rss_before_bytes"]) / 2 ** 20
+        rows.append(row)
+    return rows
+
+
+# --- the GPU figures ---------------------------------------------------------------------------
+
+def gpu_figures(cfg, device, model):
+    rows = []
+    for px in cfg["gpu_sizes"]:
+        try:
+            rows.append(steps_interleaved(px, rounds=3, block=cfg["gpu_block"][px], device=device, model=model,
+                                          with_float32=False))
+        except torch.cuda.OutOfMemoryError as err:
+            rows.append({"px": px, "error": f"out of memory: {str(err)[:200]}"})
+        torch.cuda.empty_cache()
+    fits = {}
+    # A T4 has no fast bfloat16, so the helpers' "auto" runs float32 there: try both.
+    for kind, precision in (("helpers", "auto"), ("helpers", "float32"), ("reference", "auto")):
+        largest = None
+        for px in cfg["gpu_fit_sizes"]:
+            probe = run_probe(kind, px, 2, device, limit_gib=cfg["gpu_fit_gib"], precision=precision)
+            if "error" in probe:
+                break
+            largest = {"px": px, "max_allocated_gib": probe["cuda_max_allocated_bytes"] / GIB}
+        fits[kind if kind == "reference" else f"helpers ({precision})"] = largest
+    return {"steps": rows, "largest_fitting": fits, "limit_gib": cfg["gpu_fit_gib"]}
+
+
+# --- report ------------------------------------------------------------------------------------
+
+def fmt(x, spec=".2f"):
+    return "n/a" if x is None else format(x, spec)
+
+
+def table(results):
+    lines = [f"machine: {results['machine_slug']}  (load average {results['load_average_start']} -> "
+             f"{results['load_average_end']})", "",
+             "figure                                   reference     helpers       ratio   target"]
+    for row in results["seconds_per_step"]:
+        lines.append(f"s/step at {row['px']:>4} px                       {row['reference_s_per_step']:9.3f}s "
+                     f"{row['helpers_s_per_step']:9.3f}s   {row['ratio']:6.2f}x  "
+                     + ("<= 0.55x" if row["px"] == 256 else "")
+                     + (f"   (float32 helpers {row['ratio_float32']:.2f}x)" if "ratio_float32" in row else ""))
+    q = results["time_to_quality"]
+    lines.append(f"time to quality at {q['px']} px ({q['reference_steps']} ref steps)  {q['reference_seconds']:8.1f}s "
+                 f"{fmt(q['helpers_seconds_to_reach'], '8.1f')}s   {fmt(q['ratio'], '6.3f')}x  <= 0.2x"
+                 f"   (helpers step {q['helpers_steps_to_reach']}"
+                 + (f"; from step counts {q['ratio_from_step_counts']:.3f}x)" if "ratio_from_step_counts" in q else ")"))
+    for row in results["peak_memory"]:
+        if "ratio" in row:
+            lines.append(f"peak memory at {row['px']:>4} px ({row['measure']})"[:40].ljust(40)
+                         + f" {row['reference_mib']:8.0f}MiB {row['helpers_mib']:8.0f}MiB  {row['ratio']:6.2f}x"
+                         + (f"   (the run itself: {row['reference_run_mib']:.0f} vs {row['helpers_run_mib']:.0f} MiB)"
+                            if "helpers_run_mib" in row else ""))
+        else:
+            lines.append(f"peak memory at {row['px']} px: failed ({row['reference'].get('error') or row['helpers'].get('error')})")
+    p = results["previews"]
+    lines.append(f"previews every 10 steps at {p['px']} px        {p['plain_s_per_step']:8.3f}s "
+                 f"{p['preview_s_per_step']:8.3f}s   {p['ratio']:6.3f}x  <= 1.05x"
+                 f"   (callback itself: {100 * p['callback_share_of_loop']:.2f}% of the loop)")
+    b = results["bf16_vs_float32"]
+    if "skipped" not in b:
+        lines.append(f"bfloat16 vs float32, {b['px']} px, {b['steps']} steps: float32 loss "
+                     f"{b['helpers_loss_float32_run']:.4f} vs {b['helpers_loss_bfloat16_run']:.4f} "
+                     f"({100 * b['relative_loss_difference']:+.1f}%), pixels differ by "
+                     f"{b['pixel_mean_abs_diff_0_255']:.2f}/255 on average, PSNR {b['pixel_psnr_db']:.1f} dB")
+    g = results.get("gpu")
+    if g:
+        for row in g["steps"]:
+            if "error" in row:
+                lines.append(f"GPU s/step at {row['px']} px: {row['error']}")
+            else:
+                lines.append(f"GPU s/step at {row['px']:>4} px                   {1000 * row['reference_s_per_step']:8.2f}ms "
+                             f"{1000 * row['helpers_s_per_step']:8.2f}ms  {row['ratio']:6.2f}x"
+                             + ("  target <= 2 ms" if row["px"] == 512 else ""))
+        for kind, fit in g["largest_fitting"].items():
+            lines.append(f"GPU largest size in {g['limit_gib']} GiB (a T4), {kind}: "
+                         + (f"{fit['px']} px ({fit['max_allocated_gib']:.1f} GiB)" if fit else "none tried fit"))
+    return "\n".join(lines)
+
+
+def plot(results, path):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    groups = [("", results["seconds_per_step"])]
+    if results.get("gpu"):
+        groups.append(("GPU ", [r for r in results["gpu"]["steps"] if "error" not in r]))
+    for prefix, rows in groups:
+        pixels = [r["hw"][0] * r["hw"][1] for r in rows]
+        ax.plot(pixels, [r["reference_s_per_step"] for r in rows], "o--", label=prefix + "reference (classic loop)")
+        ax.plot(pixels, [r["helpers_s_per_step"] for r in rows], "o-", label=prefix + "helpers (defaults)")
+        if rows and "helpers_float32_s_per_step" in rows[0]:
+            ax.plot(pixels, [r["helpers_float32_s_per_step"] for r in rows], "o:", label=prefix + "helpers, float32")
+        for p, r in zip(pixels, rows):
+            ax.annotate(f"{r['px']} px", (p, r["reference_s_per_step"]), textcoords="offset points",
+                        xytext=(4, 4), fontsize=8)
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("pixels per image (H × W)")
+    ax.set_ylabel("seconds per Adam step")
+    ax.set_title(f"Style transfer step time: {results['machine_slug']}", fontsize=9)
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def main(argv=None, config=None):
+    """The command line; `config` replaces the FULL/QUICK settings (the smoke test's tiny ones)."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="tiny sizes and few steps: a smoke run")
+    parser.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="CPU threads for torch (default: torch's choice). On a CPU shared with other "
+                             "jobs, 1 thread is several times faster than 2 waiting for each other")
+    parser.add_argument("--out", default=None, help="folder for the results (default benchmarks/results, "
+                        "or a temporary folder with --quick)")
+    parser.add_argument("--probe", choices=("reference", "helpers"), help=argparse.SUPPRESS)
+    parser.add_argument("--size", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--steps", type=int, default=2, help=argparse.SUPPRESS)
+    parser.add_argument("--limit-gib", type=float, default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--precision", default="auto", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if args.probe:
+        probe_memory(args.probe, args.size, args.steps, args.device, args.limit_gib, args.precision)
+        return 0
+
+    cfg = config or (QUICK if args.quick else FULL)
+    device = helpers.pick_device(args.device)
+    machine, slug = describe_machine(device)
+    out = Path(args.out) if args.out else (Path(tempfile.gettempdir()) / "nst-benchmark-quick" if args.quick
+                                           else ROOT / "benchmarks" / "results")
+    out.mkdir(parents=True, exist_ok=True)
+    model = helpers.load_vgg19("caffe", device=device)  # float32, standard layout: the reference's network
+    results = {"machine_slug": slug, "machine": machine, "quick": args.quick,
+               "command": " ".join(["python benchmarks/run.py", *(argv if argv is not None else sys.argv[1:])]),
+               "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"), "images": [CONTENT, STYLE],
+               "load_average_start": [round(x, 2) for x in os.getloadavg()]}
+    start = time.perf_counter()
+
+    json_path, png_path = out / f"{slug}.json", out / f"{slug}.png"
+
+    def say(text):  # progress, and the results so far, so that a long run never loses them
+        json_path.write_text(json.dumps(results, indent=1) + "\n", encoding="utf-8")
+        print(f"[{time.perf_counter() - start:7.1f}s] {text}", flush=True)
+
+    say(f"{slug}: seconds per step")
+    results["seconds_per_step"] = []
+    for px in cfg["step_sizes"]:
+        block = 10 if device.type == "cuda" else 1  # a GPU is timed with a sync around each block
+        results["seconds_per_step"].append(steps_interleaved(px, cfg["step_rounds"][px], block, device, model))
+        say(f"  {px} px: ratio {results['seconds_per_step'][-1]['ratio']:.2f}")
+    say("time to quality")
+    results["time_to_quality"], engine = time_to_quality(cfg, device, model)
+    q = results["time_to_quality"]
+    if q["helpers_steps_to_reach"] is not None:  # the same figure from step counts and figure 1's ratio
+        row = next((r for r in results["seconds_per_step"] if r["px"] == q["px"]), None)
+        if row is not None:
+            q["ratio_from_step_counts"] = q["helpers_steps_to_reach"] / q["reference_steps"] * row["ratio"]
+    say(f"  ratio {q['ratio']}")
+    say("bfloat16 against float32")
+    results["bf16_vs_float32"] = bf16_vs_float32(engine, cfg["quality_px"], device,
+                                                 picture=out / f"{slug}-bf16-vs-float32.png")
+    say("previews")
+    results["previews"] = preview_overhead(cfg, device)
+    say("peak memory")
+    results["peak_memory"] = peak_memory(cfg, device)
+    if device.type == "cuda":
+        say("GPU figures")
+        results["gpu"] = gpu_figures(cfg, device, model)
+    results["load_average_end"] = [round(x, 2) for x in os.getloadavg()]
+    results["seconds_total"] = time.perf_counter() - start
+    report = table(results)
+    print(report)
+    results["table"] = report
+    json_path.write_text(json.dumps(results, indent=1) + "\n", encoding="utf-8")
+    plot(results, png_path)
+    print(f"wrote {json_path} and {png_path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,67 @@
+"""The benchmark's code runs end to end at a tiny size (the real benchmark is not a test:
+`python benchmarks/run.py` takes a quarter of an hour), and its yardstick is the classic loop."""
+
+import json
+
+import pytest
+import torch
+
+import helpers
+from benchmarks import reference_loop, run
+
+TINY = dict(run.QUICK, step_sizes=[48], step_rounds={48: 1}, reference_steps=2, helpers_max_steps=2,
+            chunk=2, memory_sizes=[], preview_rounds=1, preview_block=2)
+
+
+@pytest.fixture
+def one_thread():
+    # On a CPU shared with other jobs one thread is several times faster than two (see run.py).
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def random_vgg():
+    return helpers.load_vgg19("random")
+
+
+def test_benchmark_writes_results_and_plot(tmp_path, capsys, one_thread):
+    assert run.main(["--device", "cpu", "--out", str(tmp_path)], config=TINY) == 0
+    files = sorted(p.name for p in tmp_path.iterdir())
+    slug = run.describe_machine(torch.device("cpu"))[1]
+    assert files == [f"{slug}-bf16-vs-float32.png", f"{slug}.json", f"{slug}.png"] or \
+        files == [f"{slug}.json", f"{slug}.png"]  # no picture where the CPU has no fast bfloat16
+    results = json.loads((tmp_path / f"{slug}.json").read_text())
+    row = results["seconds_per_step"][0]
+    assert row["px"] == 48 and row["reference_s_per_step"] > 0 and row["helpers_s_per_step"] > 0
+    assert abs(row["ratio"] - row["helpers_s_per_step"] / row["reference_s_per_step"]) < 1e-9
+    quality = results["time_to_quality"]
+    assert quality["reference_steps"] == 2 and quality["reference_paper_loss"]["total"] > 0
+    assert (tmp_path / f"{slug}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "time to quality" in capsys.readouterr().out
+
+
+def test_reference_keeps_relu_outputs_under_conv_names(one_thread, random_vgg):
+    # The seed tutorial's quirk, kept on purpose: in-place ReLUs overwrite the stored conv outputs.
+    model = random_vgg
+    image = torch.rand(1, 3, 48, 48)
+    feats = reference_loop.get_features(model.preprocess(image), model.features)
+    assert set(feats) == set(reference_loop.LAYERS.values())
+    ours = model(image, ["relu4_2", "conv4_2"])
+    assert torch.equal(feats["conv4_2"], ours["relu4_2"])
+    assert (ours["conv4_2"] < 0).any() and (feats["conv4_2"] >= 0).all()
+
+
+def test_paper_loss_is_zero_content_term_for_the_photo_and_the_reference_moves(one_thread, random_vgg):
+    model = random_vgg
+    content, style = torch.rand(1, 3, 48, 48), torch.rand(1, 3, 48, 48)
+    judge = run.PaperLoss(content, style, model)
+    assert judge(content)["content"] == 0 and judge(content)["style"] > 0
+    assert judge(style)["style"] == 0 and judge(style)["content"] > 0
+    ref = reference_loop.ReferenceLoop(content, style, model.features, model.preprocess)
+    first = float(ref.step())
+    for _ in range(3):
+        last = float(ref.step())
+    assert last < first and ref.step_count == 4
