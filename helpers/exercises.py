@@ -239,6 +239,19 @@ def check_content_loss_value(answer, features, target):
 # --- Notebook 03: the style representation -----------------------------------------------
 
 
+def _call_for_tensor(fn, *args, scalar=False):
+    """Run a learner's function that should return a tensor (one number if `scalar`);
+    return (tensor, None), or (None, a one-line problem)."""
+    out, problem = _call(fn, *args)
+    if problem:
+        return None, problem
+    if not isinstance(out, torch.Tensor):
+        return None, f"return a tensor (it carries the gradient), not {type(out).__name__}"
+    if scalar and (out.numel() != 1 or out.dim() != 0):
+        return None, f"return one number (a 0-dimensional tensor), yours has shape {tuple(out.shape)}"
+    return out, None
+
+
 def check_gram_matrix(fn):
     """Check `fn(features)` against `losses.gram_matrix`: (N, C, H, W) -> (N, C, C), ÷ C·H·W.
 
@@ -254,11 +267,9 @@ def check_gram_matrix(fn):
     for features in inputs:
         n, c, h, w = features.shape
         f = features.clone().requires_grad_(True)
-        out, problem = _call(fn, f)
+        out, problem = _call_for_tensor(fn, f)
         if problem:
             return _report([problem], "")
-        if not isinstance(out, torch.Tensor):
-            return _report([f"return a tensor, not {type(out).__name__}"], "")
         flat = features.reshape(n, c, h * w)
         raw = flat @ flat.transpose(1, 2)
         if out.shape != (n, c, c):
@@ -315,14 +326,9 @@ def check_layer_style_loss(fn):
     for features, target in cases:
         n, c, h, w = features.shape
         f = features.clone().requires_grad_(True)
-        out, problem = _call(fn, f, target.clone())
+        out, problem = _call_for_tensor(fn, f, target.clone(), scalar=True)
         if problem:
-            return _report([problem + " (features has shape (1, C, H, W), target_gram (1, C, C))"], "")
-        if not isinstance(out, torch.Tensor):
-            return _report([f"return a tensor, not {type(out).__name__}: a Python number carries no gradient"], "")
-        if out.numel() != 1 or out.dim() != 0:
-            return _report([f"return one number (a 0-dimensional tensor), yours has shape {tuple(out.shape)}: "
-                            "average over every entry of the C×C difference"], "")
+            return _report([problem], "")
         want = style_loss({"l": features}, {"l": target}, {"l": 1.0})
         if not _close(out.detach(), want):
             g = gram_matrix(features)
@@ -361,13 +367,9 @@ def check_total_variation_loss(fn):
               torch.full((1, 3, 4, 4), 0.5)]
     for image in images:
         x = image.clone().requires_grad_(True)
-        out, problem = _call(fn, x)
+        out, problem = _call_for_tensor(fn, x, scalar=True)
         if problem:
             return _report([problem], "")
-        if not isinstance(out, torch.Tensor):
-            return _report([f"return a tensor, not {type(out).__name__}: a Python number carries no gradient"], "")
-        if out.numel() != 1 or out.dim() != 0:
-            return _report([f"return one number (a 0-dimensional tensor), yours has shape {tuple(out.shape)}"], "")
         want = total_variation_loss(image)
         if not _close(out.detach(), want):
             dx = image[..., :, 1:] - image[..., :, :-1]

@@ -16,6 +16,14 @@ def run_checker(capsys, checker, *args):
     return ok, out
 
 
+def assert_names_the_slip(capsys, checker, wrong, says):
+    """The checker says ✗ (and does not raise) for `wrong`, with `says` in its message if given."""
+    ok, out = run_checker(capsys, checker, wrong)
+    assert not ok and out.startswith("✗"), out
+    if says:
+        assert says in out, out
+
+
 # --- check_gram_matrix -------------------------------------------------------------------
 
 
@@ -57,10 +65,7 @@ def test_gram_checker_accepts_right_answer(capsys):
     (lambda f: None, "return a tensor"),
 ])
 def test_gram_checker_names_the_slip(capsys, wrong, says):
-    ok, out = run_checker(capsys, exercises.check_gram_matrix, wrong)
-    assert not ok and out.startswith("✗")
-    if says:
-        assert says in out
+    assert_names_the_slip(capsys, exercises.check_gram_matrix, wrong, says)
 
 
 def test_gram_checker_detects_mixed_batch(capsys):
@@ -101,10 +106,7 @@ def test_layer_style_loss_checker_accepts_right_answer(capsys):
     (lambda f, a: ((f - a) ** 2).mean(), None),
 ])
 def test_layer_style_loss_checker_names_the_slip(capsys, wrong, says):
-    ok, out = run_checker(capsys, exercises.check_layer_style_loss, wrong)
-    assert not ok and out.startswith("✗")
-    if says:
-        assert says in out
+    assert_names_the_slip(capsys, exercises.check_layer_style_loss, wrong, says)
 
 
 # --- check_total_variation_loss ---------------------------------------------------------
@@ -132,9 +134,7 @@ def test_tv_checker_accepts_right_answer(capsys):
     (lambda x: 1 / 0, "ZeroDivisionError"),
 ])
 def test_tv_checker_names_the_slip(capsys, wrong, says):
-    ok, out = run_checker(capsys, exercises.check_total_variation_loss, wrong)
-    assert not ok and out.startswith("✗")
-    assert says in out
+    assert_names_the_slip(capsys, exercises.check_total_variation_loss, wrong, says)
 
 
 # --- check_time_estimate ----------------------------------------------------------------
