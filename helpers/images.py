@@ -112,6 +112,7 @@ def save_image(image, path, overwrite=False, metadata=None):
     try:
         with os.fdopen(fd, "wb") as f:
             pil.convert("RGB").save(f, format=fmt, **options)
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; a saved picture is an ordinary file
         os.replace(tmp, path)
     except OSError as err:
         raise StyleTransferError(f"could not write {path}: {err.strerror or err}") from None
@@ -132,6 +133,12 @@ def check_output_path(path, overwrite=False):
     if not folder.is_dir():
         raise StyleTransferError(f"cannot save {path}: folder {folder} does not exist")
     return folder
+
+
+def _umask():
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def free_path(path):

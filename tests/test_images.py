@@ -1,6 +1,8 @@
 """Loading every kind of picture a user may have, and saving without losing anything."""
 
 import io
+import os
+import stat
 
 import numpy as np
 import pytest
@@ -147,6 +149,15 @@ def test_save_refuses_to_overwrite_and_keeps_the_old_file(tmp_path):
     save_image(torch.rand(1, 3, 40, 40), target, overwrite=True)
     assert Image.open(target).size == (40, 40)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out.png"]  # no temporary files left
+
+
+def test_a_saved_file_gets_ordinary_permissions(tmp_path):
+    mask = os.umask(0o022)
+    try:
+        path = save_image(torch.rand(1, 3, 40, 40), tmp_path / "p.png")
+    finally:
+        os.umask(mask)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o644
 
 
 def test_save_stores_settings_in_png_metadata(tmp_path):
