@@ -138,7 +138,7 @@ def test_content_loss_right(capsys):
     (lambda f, p: 0.5 * ((f - p) ** 2).sum(), "½"),
     (lambda f, p: F.l1_loss(f, p), "absolute"),
     (lambda f, p: F.mse_loss(f, p).sqrt(), "square root"),
-    (lambda f, p: F.mse_loss(f, p).item(), "Python number"),
+    (lambda f, p: F.mse_loss(f, p).item(), "return a tensor"),
     (lambda f, p: F.mse_loss(f, p, reduction="none"), "one number"),
     (lambda f, p: F.mse_loss(f.detach(), p), "gradient"),
     (lambda f, p: torch.tensor(0.0), "expected"),
