@@ -48,20 +48,21 @@ from benchmarks.reference_loop import ReferenceLoop  # noqa: E402
 from helpers.optimization import StyleTransfer, StyleTransferConfig, bf16_supported, cached_vgg19  # noqa: E402
 
 CONTENT, STYLE = "city", "starry_night"
+SECTIONS = ("steps", "quality", "bf16", "previews", "memory", "gpu")
 GIB = 1024 ** 3
 
 FULL = {
     "step_sizes": [128, 256, 512], "step_rounds": {128: 10, 256: 6, 512: 3},
-    "quality_px": 128, "reference_steps": 1000, "helpers_max_steps": 1000, "chunk": 50,
-    "memory_sizes": [256, 512, 1024], "memory_steps": 2,
-    "preview_px": 256, "preview_rounds": 4, "preview_block": 10,
+    "quality_px": 128, "reference_steps": 1000, "helpers_max_steps": 1000, "chunk": 50, "bf16_steps": None,
+    "memory_sizes": [256, 512, 1024], "memory_steps": 1,  # the first step reaches the peak
+    "preview_px": 256, "preview_rounds": 3, "preview_block": 10,
     "gpu_sizes": [512, 1024, 2048], "gpu_block": {512: 50, 1024: 20, 2048: 5},
     "gpu_fit_sizes": [1024, 1536, 2048, 2560, 3072, 3584, 4096],
     "gpu_fit_gib": 14.5,  # a T4's "16 GB" are about 14.7 GiB to PyTorch, less the CUDA context
 }
 QUICK = {
     "step_sizes": [48, 64], "step_rounds": {48: 2, 64: 2},
-    "quality_px": 48, "reference_steps": 20, "helpers_max_steps": 20, "chunk": 10,
+    "quality_px": 48, "reference_steps": 20, "helpers_max_steps": 20, "chunk": 10, "bf16_steps": 20,
     "memory_sizes": [48], "memory_steps": 1,
     "preview_px": 48, "preview_rounds": 1, "preview_block": 10,
     "gpu_sizes": [64, 128], "gpu_block": {64: 2, 128: 2},
@@ -116,9 +117,10 @@ def make_reference(px, device, model):
     return ReferenceLoop(content, style, model.features, model.preprocess)
 
 
-def make_helpers(px, device, **options):
+def make_helpers(px, device, init_image=None, **options):
     content, style = images(px, device)
-    return StyleTransfer(content, style, StyleTransferConfig(size_px=px, device=str(device), **options))
+    return StyleTransfer(content, style, StyleTransferConfig(size_px=px, device=str(device), **options),
+                         init_image=init_image)
 
 
 def timed(device, fn):
@@ -253,15 +255,17 @@ def time_to_quality(cfg, device, model):
                       ratio=reached[1] / clock["reference"])
     else:
         result.update(helpers_steps_to_reach=None, helpers_seconds_to_reach=None, ratio=None)
-    return result, engine
+    return result
 
 
-def bf16_vs_float32(bf16_engine, px, device, picture=None):
-    """The same run in float32, compared with the bfloat16 one by float32 losses and pixels.
-    `picture`: where to save content | float32 | bfloat16 | difference ×4, side by side."""
+def bf16_vs_float32(px, device, steps=None, picture=None):
+    """The helpers' defaults at `px`, run in bfloat16 and in float32, compared by float32
+    losses and by pixels. `picture`: where to save content | float32 | bfloat16 | difference ×4."""
+    bf16_engine = make_helpers(px, device)
     if bf16_engine.autocast_dtype is None:
         return {"skipped": "this device runs in float32 (no fast bfloat16)"}
-    steps = bf16_engine.step
+    steps = steps or bf16_engine.config.steps  # default: the defaults' step count
+    bf16_engine.run(steps)
     float_engine = make_helpers(px, device, precision="float32")
     float_engine.run(steps)
     a = bf16_engine.image.detach().float().clamp(0, 1)
@@ -272,6 +276,15 @@ def bf16_vs_float32(bf16_engine, px, device, picture=None):
         start = float(float_engine.losses(float_engine.content)["total"])
     diff = (a - b).abs() * 255
     mse = float(((a - b) ** 2).mean())
+    # For scale: the float32 run again from the photo plus invisible noise (±0.5/255, what saving
+    # it as 8 bits does). Adam amplifies any tiny difference into different brush strokes.
+    photo = bf16_engine.content.detach().cpu()
+    noise = (torch.rand(photo.shape, generator=torch.Generator().manual_seed(1)) - 0.5) / 255
+    nudged = make_helpers(px, device, precision="float32", init_image=(photo + noise).clamp(0, 1))
+    nudged.run(steps)
+    c = nudged.image.detach().float().clamp(0, 1)
+    chaos = {"float32_nudged_start_loss": float(float_engine.losses(c)["total"]),
+             "float32_vs_nudged_pixel_mean_abs_diff_0_255": float(((b - c).abs() * 255).mean())}
     if picture is not None:
         strip = torch.cat([bf16_engine.content.float().cpu(), b.cpu(), a.cpu(), ((a - b).abs() * 4).cpu()], dim=3)
         helpers.tensor_to_image(strip).save(picture)
@@ -282,6 +295,7 @@ def bf16_vs_float32(bf16_engine, px, device, picture=None):
         "relative_loss_difference": (loss_bf16 - loss_fp32) / loss_fp32,
         "pixel_mean_abs_diff_0_255": float(diff.mean()), "pixel_max_abs_diff_0_255": float(diff.max()),
         "pixel_psnr_db": 10 * torch.log10(torch.tensor(1.0 / max(mse, 1e-12))).item(),
+        **chaos,
     }
 
 
@@ -344,7 +358,9 @@ def probe_memory(kind, px, steps, device_name, limit_gib=None, precision="auto")
         total = torch.cuda.get_device_properties(device).total_memory
         torch.cuda.set_per_process_memory_fraction(min(1.0, limit_gib * GIB / total), device)
     # Both load their network before the baseline: the reference a float32 copy, the helpers their cache.
-    model = helpers.load_vgg19("caffe", device=device) if kind == "reference" else cached_vgg19("caffe", "max", device)
+    defaults = StyleTransferConfig()
+    model = (helpers.load_vgg19("caffe", device=device) if kind == "reference" else
+             cached_vgg19(defaults.weights, defaults.pooling, device, defaults.normalized_network))
     before = reset_peak_rss()
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
@@ -426,20 +442,28 @@ def fmt(x, spec=".2f"):
 
 
 def table(results):
-    lines = [f"machine: {results['machine_slug']}  (load average {results['load_average_start']} -> "
-             f"{results['load_average_end']})", "",
+    lines = [f"machine: {results['machine_slug']}  (load average {results.get('load_average_start')} -> "
+             f"{results.get('load_average_end')})", "",
              "figure                                   reference     helpers       ratio   target"]
-    for row in results["seconds_per_step"]:
+    for row in results.get("seconds_per_step", []):
         lines.append(f"s/step at {row['px']:>4} px                       {row['reference_s_per_step']:9.3f}s "
                      f"{row['helpers_s_per_step']:9.3f}s   {row['ratio']:6.2f}x  "
-                     + ("<= 0.55x" if row["px"] == 256 else "")
+                     + ("<= 0.55x" if row["px"] == 256 else "        ")
                      + (f"   (float32 helpers {row['ratio_float32']:.2f}x)" if "ratio_float32" in row else ""))
-    q = results["time_to_quality"]
-    lines.append(f"time to quality at {q['px']} px ({q['reference_steps']} ref steps)  {q['reference_seconds']:8.1f}s "
-                 f"{fmt(q['helpers_seconds_to_reach'], '8.1f')}s   {fmt(q['ratio'], '6.3f')}x  <= 0.2x"
-                 f"   (helpers step {q['helpers_steps_to_reach']}"
-                 + (f"; from step counts {q['ratio_from_step_counts']:.3f}x)" if "ratio_from_step_counts" in q else ")"))
-    for row in results["peak_memory"]:
+    q = results.get("time_to_quality")
+    if q and q["ratio"] is not None:
+        lines.append(f"time to quality at {q['px']} px ({q['reference_steps']} ref steps)  {q['reference_seconds']:8.1f}s "
+                     f"{q['helpers_seconds_to_reach']:8.1f}s   {q['ratio']:6.3f}x  <= 0.2x"
+                     f"   (helpers step {q['helpers_steps_to_reach']}"
+                     + (f"; from step counts {q['ratio_from_step_counts']:.3f}x)" if "ratio_from_step_counts" in q else ")"))
+    elif q:
+        lines.append(f"time to quality at {q['px']} px ({q['reference_steps']} ref steps)  {q['reference_seconds']:8.1f}s "
+                     f"  not reached in {q['helpers_steps_run']} steps ({q['helpers_seconds_total']:.0f}s)   <= 0.2x")
+        r, h = q["reference_paper_loss"], q["helpers_paper_loss_at_default_steps"]
+        lines.append(f"    paper loss (content + style): reference after {q['reference_steps']} steps "
+                     f"{r['content']:.3g} + {r['style']:.3g}; helpers after {q['helpers_default_steps']} "
+                     f"{h['content']:.3g} + {h['style']:.3g}")
+    for row in results.get("peak_memory", []):
         if "ratio" in row:
             lines.append(f"peak memory at {row['px']:>4} px ({row['measure']})"[:40].ljust(40)
                          + f" {row['reference_mib']:8.0f}MiB {row['helpers_mib']:8.0f}MiB  {row['ratio']:6.2f}x"
@@ -447,16 +471,20 @@ def table(results):
                             if "helpers_run_mib" in row else ""))
         else:
             lines.append(f"peak memory at {row['px']} px: failed ({row['reference'].get('error') or row['helpers'].get('error')})")
-    p = results["previews"]
-    lines.append(f"previews every 10 steps at {p['px']} px        {p['plain_s_per_step']:8.3f}s "
-                 f"{p['preview_s_per_step']:8.3f}s   {p['ratio']:6.3f}x  <= 1.05x"
-                 f"   (callback itself: {100 * p['callback_share_of_loop']:.2f}% of the loop)")
-    b = results["bf16_vs_float32"]
-    if "skipped" not in b:
+    p = results.get("previews")
+    if p:
+        lines.append(f"previews every 10 steps at {p['px']} px        {p['plain_s_per_step']:8.3f}s "
+                     f"{p['preview_s_per_step']:8.3f}s   {p['ratio']:6.3f}x  <= 1.05x"
+                     f"   (callback itself: {100 * p['callback_share_of_loop']:.2g}% of the loop)")
+    b = results.get("bf16_vs_float32")
+    if b and "skipped" not in b:
         lines.append(f"bfloat16 vs float32, {b['px']} px, {b['steps']} steps: float32 loss "
                      f"{b['helpers_loss_float32_run']:.4f} vs {b['helpers_loss_bfloat16_run']:.4f} "
                      f"({100 * b['relative_loss_difference']:+.1f}%), pixels differ by "
-                     f"{b['pixel_mean_abs_diff_0_255']:.2f}/255 on average, PSNR {b['pixel_psnr_db']:.1f} dB")
+                     f"{b['pixel_mean_abs_diff_0_255']:.2f}/255 on average, PSNR {b['pixel_psnr_db']:.1f} dB"
+                     + (f" (two float32 runs whose starts differ by ±0.5/255: "
+                        f"{b['float32_vs_nudged_pixel_mean_abs_diff_0_255']:.2f}/255)"
+                        if "float32_vs_nudged_pixel_mean_abs_diff_0_255" in b else ""))
     g = results.get("gpu")
     if g:
         for row in g["steps"]:
@@ -478,7 +506,7 @@ def plot(results, path):
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(6, 4))
-    groups = [("", results["seconds_per_step"])]
+    groups = [("", results.get("seconds_per_step", []))]
     if results.get("gpu"):
         groups.append(("GPU ", [r for r in results["gpu"]["steps"] if "error" not in r]))
     for prefix, rows in groups:
@@ -492,6 +520,7 @@ def plot(results, path):
                         xytext=(4, 4), fontsize=8)
     ax.set_xscale("log")
     ax.set_yscale("log")
+    ax.margins(x=0.12, y=0.12)
     ax.set_xlabel("pixels per image (H × W)")
     ax.set_ylabel("seconds per Adam step")
     ax.set_title(f"Style transfer step time: {results['machine_slug']}", fontsize=9)
@@ -512,6 +541,9 @@ def main(argv=None, config=None):
                              "jobs, 1 thread is several times faster than 2 waiting for each other")
     parser.add_argument("--out", default=None, help="folder for the results (default benchmarks/results, "
                         "or a temporary folder with --quick)")
+    parser.add_argument("--only", default=None,
+                        help="comma-separated sections to (re)run, merged into an existing results file: "
+                             + ",".join(SECTIONS))
     parser.add_argument("--probe", choices=("reference", "helpers"), help=argparse.SUPPRESS)
     parser.add_argument("--size", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--steps", type=int, default=2, help=argparse.SUPPRESS)
@@ -539,36 +571,62 @@ def main(argv=None, config=None):
 
     json_path, png_path = out / f"{slug}.json", out / f"{slug}.png"
 
+    only = set(args.only.split(",")) if args.only else set(SECTIONS)
+    unknown = only - set(SECTIONS)
+    if unknown:
+        parser.error(f"unknown section {sorted(unknown)[0]!r}: choose from {', '.join(SECTIONS)}")
+    mine = set()
+
+    def save():  # with --only, merge into what is there (other sections, maybe written meanwhile)
+        merged = json.loads(json_path.read_text(encoding="utf-8")) if args.only and json_path.is_file() else {}
+        merged.update({k: v for k, v in results.items() if k in mine or k not in merged})
+        json_path.write_text(json.dumps(merged, indent=1) + "\n", encoding="utf-8")
+        return merged
+
     def say(text):  # progress, and the results so far, so that a long run never loses them
-        json_path.write_text(json.dumps(results, indent=1) + "\n", encoding="utf-8")
+        save()
         print(f"[{time.perf_counter() - start:7.1f}s] {text}", flush=True)
 
-    say(f"{slug}: seconds per step")
-    results["seconds_per_step"] = []
-    for px in cfg["step_sizes"]:
+    say(f"{slug}: {', '.join(s for s in SECTIONS if s in only)}")
+    mine.update(("load_average_start", "date", "command"))
+    if "steps" in only:
+        mine.add("seconds_per_step")
+        results["seconds_per_step"] = []
+    for px in (cfg["step_sizes"] if "steps" in only else []):
         block = 10 if device.type == "cuda" else 1  # a GPU is timed with a sync around each block
         results["seconds_per_step"].append(steps_interleaved(px, cfg["step_rounds"][px], block, device, model))
         say(f"  {px} px: ratio {results['seconds_per_step'][-1]['ratio']:.2f}")
-    say("time to quality")
-    results["time_to_quality"], engine = time_to_quality(cfg, device, model)
-    q = results["time_to_quality"]
-    if q["helpers_steps_to_reach"] is not None:  # the same figure from step counts and figure 1's ratio
-        row = next((r for r in results["seconds_per_step"] if r["px"] == q["px"]), None)
-        if row is not None:
+    if "quality" in only:
+        say("time to quality")
+        mine.add("time_to_quality")
+        results["time_to_quality"] = time_to_quality(cfg, device, model)
+        q = results["time_to_quality"]
+        row = next((r for r in results.get("seconds_per_step", []) if r["px"] == q["px"]), None)
+        if q["helpers_steps_to_reach"] is not None and row is not None:
+            # the same figure from step counts and figure 1's ratio
             q["ratio_from_step_counts"] = q["helpers_steps_to_reach"] / q["reference_steps"] * row["ratio"]
-    say(f"  ratio {q['ratio']}")
-    say("bfloat16 against float32")
-    results["bf16_vs_float32"] = bf16_vs_float32(engine, cfg["quality_px"], device,
-                                                 picture=out / f"{slug}-bf16-vs-float32.png")
-    say("previews")
-    results["previews"] = preview_overhead(cfg, device)
-    say("peak memory")
-    results["peak_memory"] = peak_memory(cfg, device)
-    if device.type == "cuda":
+        say(f"  ratio {q['ratio']}")
+    if "bf16" in only:
+        say("bfloat16 against float32")
+        mine.add("bf16_vs_float32")
+        results["bf16_vs_float32"] = bf16_vs_float32(cfg["quality_px"], device, cfg["bf16_steps"],
+                                                     picture=out / f"{slug}-bf16-vs-float32.png")
+    if "previews" in only:
+        say("previews")
+        mine.add("previews")
+        results["previews"] = preview_overhead(cfg, device)
+    if "memory" in only:
+        say("peak memory")
+        mine.add("peak_memory")
+        results["peak_memory"] = peak_memory(cfg, device)
+    if device.type == "cuda" and "gpu" in only:
         say("GPU figures")
+        mine.add("gpu")
         results["gpu"] = gpu_figures(cfg, device, model)
     results["load_average_end"] = [round(x, 2) for x in os.getloadavg()]
     results["seconds_total"] = time.perf_counter() - start
+    mine.update(("load_average_end", "seconds_total"))
+    results = save()
     report = table(results)
     print(report)
     results["table"] = report

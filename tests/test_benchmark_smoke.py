@@ -10,7 +10,7 @@ import helpers
 from benchmarks import reference_loop, run
 
 TINY = dict(run.QUICK, step_sizes=[48], step_rounds={48: 1}, reference_steps=2, helpers_max_steps=2,
-            chunk=2, memory_sizes=[], preview_rounds=1, preview_block=2)
+            chunk=2, bf16_steps=2, memory_sizes=[], preview_rounds=1, preview_block=2)
 
 
 @pytest.fixture
