@@ -575,7 +575,8 @@ class Studio:
             self._say(f"saved {path} (the settings are in its PNG metadata)")
 
     def _on_reset(self, _=None):
-        if self._guard(self.session.reset) is None and self.session.state == "ready":
+        self._guard(self.session.reset)
+        if self.session.state == "ready":
             self.progress_bar.value = 0
             self.progress_text.value = ""
 
@@ -599,7 +600,8 @@ class Studio:
         if s.state == "ready" and not s.message:
             self._say("pick images, set the sliders, press Run")
         else:
-            self._say(f"{s.state}: {s.message}" if s.message else s.state, error=s.state == "failed")
+            text = s.message if s.message.startswith(s.state) else f"{s.state}: {s.message}".rstrip(": ")
+            self._say(text, error=s.state == "failed")
         if not s.running and s.image is not None:
             self._show_progress()
 
