@@ -75,7 +75,7 @@ def test_a_real_style_transfer_lowers_the_style_loss(caffe_model):
 
 
 def test_content_and_style_may_differ_in_size_and_shape():
-    result = stylize(torch.rand(1, 3, 60, 90), torch.rand(1, 3, 120, 70), size_px=48, steps=2,
+    result = stylize(torch.rand(1, 3, 60, 90), torch.rand(1, 3, 120, 90), size_px=48, steps=2,
                      weights="random")
     assert result.image.shape == (1, 3, 32, 48)
 
