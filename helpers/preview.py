@@ -4,12 +4,13 @@
     result = stylize(content, style, callback=preview)
     preview.finish(result)
 
-The figure is shown once with `display(fig, display_id=True)` and redrawn in place with
-`handle.update(fig)`, which works in Colab, JupyterLab, VS Code and under nbval without
-any widget library. The figure is made without pyplot, so the inline backend does not
-show it a second time when the cell ends.
+The figure is rendered to PNG and shown once with `display(image, display_id=True)`, then
+replaced in place with `handle.update(image)`: that works in Colab, JupyterLab, VS Code and
+under nbval without any widget library or matplotlib backend. The figure is made without
+pyplot, so the inline backend does not show it a second time when the cell ends.
 """
 
+import io
 import time
 
 from matplotlib.figure import Figure
@@ -43,7 +44,7 @@ class LivePreview:
             except ImportError:  # plain Python: collect only
                 ipy_display = None
             if ipy_display is not None:
-                self.handle = ipy_display(self.fig, display_id=True)
+                self.handle = ipy_display(self.png(), display_id=True)
 
     def __call__(self, progress):
         self.history.append(dict(progress.losses))
@@ -78,4 +79,12 @@ class LivePreview:
         self.fig.tight_layout()
         self.frames += 1
         if self.handle is not None:
-            self.handle.update(self.fig)
+            self.handle.update(self.png())
+
+    def png(self, dpi=80):
+        """The figure as an IPython PNG image (what the notebook shows)."""
+        from IPython.display import Image
+
+        buffer = io.BytesIO()
+        self.fig.savefig(buffer, format="png", dpi=dpi)
+        return Image(data=buffer.getvalue(), format="png")
