@@ -9,7 +9,6 @@ memory, so a long run at a large size never holds its frames at full size. (Whil
 encodes the GIF, Pillow keeps the small frames: frames × width × height bytes.)
 """
 
-import os
 import shutil
 import tempfile
 from pathlib import Path
@@ -17,7 +16,7 @@ from pathlib import Path
 from PIL import Image
 
 from .errors import StyleTransferError
-from .images import check_output_path, resize_long_edge, tensor_to_image
+from .images import check_output_path, resize_long_edge, tensor_to_image, write_atomically
 
 FRAME_PATTERN = "frame_{:05d}.png"
 
@@ -89,15 +88,9 @@ class FrameRecorder:
                 return im if im.size == size else im.resize(size, Image.LANCZOS)
 
         durations = [duration_ms] * (len(self.frames) - 1) + [hold_last_ms]
-        fd, tmp = tempfile.mkstemp(prefix="." + path.name + ".", suffix=".tmp", dir=folder)
-        try:
-            with os.fdopen(fd, "wb") as f:
-                frame(self.frames[0]).save(f, format="GIF", save_all=True, loop=0, duration=durations,
-                                           append_images=(frame(p) for p in self.frames[1:]))
-            os.replace(tmp, path)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
+        write_atomically(path, lambda f: frame(self.frames[0]).save(
+            f, format="GIF", save_all=True, loop=0, duration=durations,
+            append_images=(frame(p) for p in self.frames[1:])), folder)
         if self._temporary:
             self.cleanup()
         return path

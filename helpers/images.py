@@ -108,10 +108,21 @@ def save_image(image, path, overwrite=False, metadata=None):
         options["pnginfo"] = info
     if fmt == "JPEG":
         options["quality"] = 95
+    rgb = pil.convert("RGB")
+    return write_atomically(path, lambda f: rgb.save(f, format=fmt, **options), folder)
+
+
+def write_atomically(path, write, folder=None):
+    """Call `write(file)` on a temporary file beside `path`, then move it into place.
+
+    An interrupted or failed write never leaves half a file, and never touches an
+    existing `path`. Returns `path`.
+    """
+    folder = folder if folder is not None else (path.parent if str(path.parent) else Path("."))
     fd, tmp = tempfile.mkstemp(prefix="." + path.name + ".", suffix=".tmp", dir=folder)
     try:
         with os.fdopen(fd, "wb") as f:
-            pil.convert("RGB").save(f, format=fmt, **options)
+            write(f)
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; a saved picture is an ordinary file
         os.replace(tmp, path)
     except OSError as err:
