@@ -127,7 +127,7 @@ def test_ctrl_c_saves_the_best_image_so_far(tmp_path):
                             stderr=subprocess.PIPE, text=True)
     seen = ""
     deadline = time.time() + 120
-    while "step/s" not in seen and time.time() < deadline:  # wait until the progress bar moves
+    while "loss=" not in seen and time.time() < deadline:  # wait for the first progress report
         seen += proc.stderr.read(1)
     proc.send_signal(signal.SIGINT)
     rest = proc.communicate(timeout=60)[1]
