@@ -431,6 +431,8 @@ def check_live_settings(answer):
         "optimizer": "a new optimizer starts without the old one's memory (Adam's moments, L-BFGS's history)",
         "init": "the start image matters only at the start: changing it means starting again",
         "pooling": "another pooling is another network, with other targets",
+        "preserve_color": "it changes the photo and painting the targets are computed from",
+        "style_scale": "the Gram targets were computed from the painting at one size",
     }
     problems = [f"{name!r} is not a studio setting; they are: {', '.join(DEFAULT_SETTINGS)}"
                 for name in sorted(given - set(DEFAULT_SETTINGS))]

@@ -38,11 +38,12 @@ DEFAULT_SETTINGS = {
     "content_weight": 1.0, "style_weight": 10.0, "tv_weight": 1.0, "learning_rate": 0.02,
     **{layer: 1.0 for layer in STYLE_LAYERS},
     "size_px": 256, "steps": 300, "optimizer": "adam", "init": "content", "pooling": "max",
+    "preserve_color": "none", "style_scale": 1.0,
 }
 #: Settings the engine can change between two steps, keeping the image and the optimizer.
 LIVE_SETTINGS = ("content_weight", "style_weight", "tv_weight", "learning_rate") + STYLE_LAYERS
 #: Settings that change the targets or the optimizer: the next Run starts again from the start.
-RESTART_SETTINGS = ("size_px", "optimizer", "init", "pooling")
+RESTART_SETTINGS = ("size_px", "optimizer", "init", "pooling", "preserve_color", "style_scale")
 #: A good learning rate for each optimizer (Adam: pixel change per step; L-BFGS: 1).
 LEARNING_RATES = {"adam": 0.02, "lbfgs": 1.0}
 #: Uploaded pictures are kept at most this large; runs resize them again to the image size.
@@ -68,6 +69,7 @@ def settings_to_config(settings, base=None):
         style_layers=STYLE_LAYERS,
         style_layer_weights=tuple(_number(s[layer]) / len(STYLE_LAYERS) for layer in STYLE_LAYERS),
         optimizer=s["optimizer"], init=s["init"], pooling=s["pooling"],
+        preserve_color=s["preserve_color"], style_scale=_number(s["style_scale"]),
     ).validate()
 
 
@@ -265,7 +267,7 @@ class StudioSession:
                         self._restart = True  # the optimizer's state may hold NaN too
                     self._set_state("failed", result.stopped + " Press Run to go on from it.")
                     return
-                self.image = engine.image.detach().float().cpu().clamp(0, 1)
+                self.image = engine.shown(engine.image.detach().float()).cpu().clamp(0, 1)
                 self.progress = {
                     "step": engine.step - first, "steps": end - first, "total_step": engine.step,
                     "seconds_per_step": seconds_per_step or 0.0,
@@ -291,7 +293,7 @@ class StudioSession:
             self._set_state("running", "preparing the network and the targets…")
             self.engine = StyleTransfer(self.content, self.style, self.config, init_image=resume)
             self.changes = []
-            self.image = self.engine.image.detach().float().cpu().clamp(0, 1)
+            self.image = self.engine.shown(self.engine.image.detach().float()).cpu().clamp(0, 1)
             self._set_state("running", f"running on {self.engine.device.type}")
         return self.engine
 
@@ -463,6 +465,10 @@ class Studio:
             "optimizer": w.ToggleButtons(options=["adam", "lbfgs"], value="adam", description="optimizer", style=style),
             "init": w.ToggleButtons(options=["content", "noise"], value="content", description="start from", style=style),
             "pooling": w.ToggleButtons(options=["max", "avg"], value="max", description="pooling", style=style),
+            "preserve_color": w.ToggleButtons(options=["none", "luminance", "histogram"], value="none",
+                                              description="keep colours", style=style),
+            "style_scale": w.FloatSlider(value=1.0, min=0.25, max=2.0, step=0.05, description="style scale",
+                                         readout_format=".2f", style=style, layout=wide, continuous_update=False),
         }
         for layer in STYLE_LAYERS:
             sliders[layer] = w.FloatSlider(value=1.0, min=0.0, max=5.0, step=0.1, description=f"{layer} ×",
@@ -498,7 +504,8 @@ class Studio:
     def _layout(self):
         w = self._w
         main = w.VBox([self.sliders[k] for k in ("content_weight", "style_weight", "tv_weight", "learning_rate",
-                                                  "size_px", "steps", "optimizer", "init", "pooling")])
+                                                  "size_px", "steps", "style_scale", "optimizer", "init",
+                                                  "pooling", "preserve_color")])
         layers = w.VBox([w.HTML(value="<b>style layers</b> (1 = the paper's equal share)")]
                         + [self.sliders[layer] for layer in STYLE_LAYERS])
         box = w.VBox([

@@ -249,3 +249,18 @@ def test_check_studio_layer_weights(capsys):
     assert not check_studio_layer_weights(lambda s: None)
     out = capsys.readouterr().out
     assert "slider values as they are" in out and "order is the dict's" in out and "one number per style layer" in out
+
+
+def test_colour_and_style_scale_settings_restart_and_show_colour():
+    config = settings_to_config({"preserve_color": "histogram", "style_scale": 0.75}, BASE)
+    assert (config.preserve_color, config.style_scale) == ("histogram", 0.75)
+    with pytest.raises(StyleTransferError, match="preserve_color"):
+        settings_to_config({"preserve_color": "sepia"}, BASE)
+    s = session(preserve_color="luminance")
+    s.start(background=False)
+    # the engine works on the grey photo; the studio shows and saves its result in the photo's colours
+    grey = s.engine.content
+    assert torch.allclose(grey[:, 0], grey[:, 1], atol=1e-6)
+    assert torch.allclose(s.image, s.engine.shown(s.engine.image.detach()).clamp(0, 1), atol=1e-6)
+    assert not torch.allclose(s.image[:, 0], s.image[:, 1], atol=1e-3)
+    assert s.set(style_scale=1.5) == "next run"
