@@ -13,7 +13,7 @@ from tqdm.auto import tqdm
 
 from .device import describe_device, pick_device
 from .errors import StyleTransferError
-from .images import bundled_images, free_path, save_image
+from .images import bundled_images, check_image_path, free_path, save_image
 from .optimization import INITS, OPTIMIZERS, PRECISIONS, StyleTransfer, StyleTransferConfig
 from .color import PRESERVE_COLOR_MODES
 from .export import FrameRecorder, check_gif_path
@@ -106,27 +106,13 @@ def _config_from(args):
 
 
 def _output_path(args, content, styles):
+    """-o OUTPUT, or CONTENT-STYLE.png under a name that is still free; checked before the run."""
     if args.output:
         out = Path(args.output)
-        if out.exists() and not args.overwrite:
-            raise StyleTransferError(f"{out} already exists: choose another name or pass --overwrite")
-        return out
-    name = f"{Path(content).stem}-{'+'.join(Path(s).stem for s in styles)}.png"
-    return free_path(Path(name))
-
-
-def _check_output_location(out):
-    from .images import SAVE_FORMATS
-
-    if out.suffix.lower() not in SAVE_FORMATS:
-        raise StyleTransferError(
-            f"cannot save {out}: unknown file type {out.suffix!r}; use one of " + ", ".join(sorted(SAVE_FORMATS))
-        )
-    if out.is_dir():
-        raise StyleTransferError(f"cannot save to {out}: it is a folder; give a file name")
-    folder = out.parent if str(out.parent) else Path(".")
-    if not folder.is_dir():
-        raise StyleTransferError(f"cannot save {out}: folder {folder} does not exist")
+    else:
+        out = free_path(Path(f"{Path(content).stem}-{'+'.join(Path(s).stem for s in styles)}.png"))
+    check_image_path(out, args.overwrite)  # before minutes of work, not after
+    return out
 
 
 def run(argv=None):
@@ -135,10 +121,10 @@ def run(argv=None):
     styles = args.style or [bundled_images("style")["starry_night"]]
     config = _config_from(args)
     out = _output_path(args, content, styles)
-    _check_output_location(out)  # before minutes of work, not after
 
     sizes = parse_sizes(args.sizes) if args.sizes else None
-    recorder = _frame_recorder(args, config.steps * (len(sizes) if sizes else 1))
+    total_steps = config.steps * (len(sizes) if sizes else 1)
+    recorder = _frame_recorder(args, total_steps)
     if sizes:
         config = config.replace(size_px=sizes[-1])
         where = f"coarse to fine at {', '.join(map(str, sizes))} px"
@@ -150,7 +136,7 @@ def run(argv=None):
     if not args.quiet:
         print(f"Stylizing {content} {where} with {', '.join(map(str, styles))} "
               f"on {describe_device(device)}", file=sys.stderr)
-    bar = tqdm(total=config.steps * (len(sizes) if sizes else 1), unit="step", disable=args.quiet,
+    bar = tqdm(total=total_steps, unit="step", disable=args.quiet,
                file=sys.stderr, dynamic_ncols=True)
 
     def on_progress(progress):

@@ -92,13 +92,7 @@ def save_image(image, path, overwrite=False, metadata=None):
     e.g. the settings that made the picture.
     """
     path = Path(path)
-    fmt = SAVE_FORMATS.get(path.suffix.lower())
-    if fmt is None:
-        raise StyleTransferError(
-            f"cannot save {path}: unknown file type {path.suffix!r}; use one of "
-            + ", ".join(sorted(SAVE_FORMATS))
-        )
-    folder = check_output_path(path, overwrite)
+    fmt, folder = check_image_path(path, overwrite)
     pil = image if isinstance(image, Image.Image) else tensor_to_image(image)
     options = {}
     if fmt == "PNG" and metadata:
@@ -131,6 +125,19 @@ def write_atomically(path, write, folder=None):
         if os.path.exists(tmp):
             os.unlink(tmp)
     return path
+
+
+def check_image_path(path, overwrite=False):
+    """Raise a clear error unless a picture can be saved at `path` (a known file type, a
+    folder that exists, no file in the way); return (PIL format name, folder)."""
+    path = Path(path)
+    fmt = SAVE_FORMATS.get(path.suffix.lower())
+    if fmt is None:
+        raise StyleTransferError(
+            f"cannot save {path}: unknown file type {path.suffix!r}; use one of "
+            + ", ".join(sorted(SAVE_FORMATS))
+        )
+    return fmt, check_output_path(path, overwrite)
 
 
 def check_output_path(path, overwrite=False):

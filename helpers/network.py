@@ -10,7 +10,6 @@ import functools
 import hashlib
 import importlib.util
 import os
-import tempfile
 from pathlib import Path
 
 import torch
@@ -19,7 +18,7 @@ import torchvision
 from torch import nn
 
 from .errors import StyleTransferError
-from .images import bundled_images, load_image
+from .images import bundled_images, load_image, write_atomically
 
 WEIGHTS_NAMES = ("caffe", "torchvision", "random")
 POOLING_NAMES = ("max", "avg")
@@ -344,9 +343,6 @@ def normalization_means(weights="caffe", pooling="max", model=None):
 def _save_atomically(obj, path):
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-        with os.fdopen(fd, "wb") as f:
-            torch.save(obj, f)
-        os.replace(tmp, path)
-    except OSError:
+        write_atomically(path, lambda f: torch.save(obj, f))
+    except (OSError, StyleTransferError):
         pass  # no cache (read-only home, full disk): measured again next time

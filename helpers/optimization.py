@@ -21,7 +21,7 @@ from .device import pick_device
 from .errors import StyleTransferError
 from .color import PRESERVE_COLOR_MODES
 from .images import MIN_SIDE_PX, check_size, load_image
-from .network import (LAYER_INDEX, POOLING_NAMES, WEIGHTS_NAMES, check_layers, load_normalized_vgg19,
+from .network import (POOLING_NAMES, WEIGHTS_NAMES, check_layers, load_normalized_vgg19,
                       load_vgg19)
 
 OPTIMIZERS = ("adam", "lbfgs")
@@ -221,8 +221,8 @@ class StyleTransfer:
     """
 
     def __init__(self, content, style, config=None, *, init_image=None, model=None, **options):
-        config = (config or StyleTransferConfig()).replace(**options) if options else (config or StyleTransferConfig())
-        self.config = config.validate()
+        self.config = (config or StyleTransferConfig()).replace(**options).validate()
+        config = self.config
         self.device = pick_device(config.device)
         if self.device.type == "cuda":
             torch.backends.cudnn.benchmark = True  # the image size is fixed: let cuDNN pick its fastest kernels
