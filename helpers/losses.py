@@ -9,6 +9,24 @@ the features come from a bfloat16 forward pass.
 import torch
 
 
+class _Gram(torch.autograd.Function):
+    """F·Fᵀ for f of shape (N, M, C) (positions by channels), with a one-product backward.
+
+    Autograd would treat F and Fᵀ as two inputs and spend two matrix products on the
+    gradient; it is one: d⟨grad, F Fᵀ⟩/dF = (grad + gradᵀ)·F.
+    """
+
+    @staticmethod
+    def forward(ctx, f):
+        ctx.save_for_backward(f)
+        return torch.bmm(f.transpose(1, 2), f)
+
+    @staticmethod
+    def backward(ctx, grad):
+        (f,) = ctx.saved_tensors
+        return torch.bmm(f, grad + grad.transpose(1, 2))
+
+
 def gram_matrix(features):
     r"""Gram matrices of a batch of feature maps, normalized by C·H·W.
 
@@ -18,10 +36,12 @@ def gram_matrix(features):
     how strongly channels i and j fire together, averaged over positions: a summary of
     which features co-occur, with all spatial layout thrown away. The paper uses the raw
     sum; dividing by C·H·W keeps values comparable across layers and image sizes.
+    Computed in float32 whatever the features' dtype.
     """
     n, c, h, w = features.shape
-    f = features.float().reshape(n, c, h * w)
-    return torch.bmm(f, f.transpose(1, 2)) / (c * h * w)
+    # (N, H·W, C): a view, not a copy, of channels-last features (the engine's layout).
+    f = features.float().permute(0, 2, 3, 1).reshape(n, h * w, c)
+    return _Gram.apply(f) / (c * h * w)
 
 
 def content_loss(features, target):
