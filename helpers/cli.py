@@ -77,7 +77,11 @@ def build_parser():
                    help="caffe: the original VGG-19 (offline); torchvision: downloads 548 MB once")
     g.add_argument("--pooling", choices=POOLING_NAMES, default=DEFAULTS.pooling, type=str.lower)
     g.add_argument("--device", default=DEFAULTS.device, help="auto, cuda, mps or cpu (default: %(default)s)")
-    g.add_argument("--precision", choices=PRECISIONS, default=DEFAULTS.precision, type=str.lower)
+    g.add_argument("--precision", choices=PRECISIONS, default=DEFAULTS.precision, type=str.lower,
+                   help="auto: bfloat16 where it is fast (recent CPUs and GPUs), float16 on a T4, "
+                        "else float32 (default: %(default)s)")
+    g.add_argument("--no-cuda-graphs", dest="cuda_graphs", action="store_false",
+                   help="on a GPU, queue every step from Python instead of replaying a recorded one")
     g.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     return p
 
@@ -101,7 +105,7 @@ def _config_from(args):
         device=args.device, weights=args.weights, pooling=args.pooling, style_scale=args.style_scale,
         style_blend_weights=_floats(args.style_blend_weights, "--style-blend-weights"),
         precision=args.precision, report_every=1, preserve_color=args.preserve_color,
-        normalized_network=args.normalized_network,
+        normalized_network=args.normalized_network, cuda_graphs=args.cuda_graphs,
     ).validate()
 
 
@@ -187,7 +191,8 @@ def _settings_table(config, engine, last):
     rows = [
         ("device", describe_device(engine.device)),
         ("weights / pooling", f"{config.weights} / {config.pooling}" + (", normalized" if config.normalized_network else "")),
-        ("precision", "bfloat16 features, float32 losses" if engine.autocast_dtype else "float32"),
+        ("precision", f"{str(engine.autocast_dtype).removeprefix('torch.')} features, float32 losses"
+                      if engine.autocast_dtype else "float32"),
         ("optimizer", f"{config.optimizer}, lr {config.learning_rate:g}, init {config.init}, seed {config.seed}"),
         ("content", f"{', '.join(config.content_layers)} × {config.content_weight:g}"),
         ("style", f"{', '.join(config.style_layers)} × {config.style_weight:g}"
