@@ -26,7 +26,7 @@ from .network import (POOLING_NAMES, WEIGHTS_NAMES, check_layers, load_normalize
 
 OPTIMIZERS = ("adam", "lbfgs")
 INITS = ("content", "noise")
-PRECISIONS = ("auto", "float32", "bfloat16")
+PRECISIONS = ("auto", "float32", "bfloat16", "float16")
 PAPER_STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
 
 
@@ -58,7 +58,8 @@ class StyleTransferConfig:
     style_blend_weights: tuple = None  #: one per style image when several are given
     preserve_color: str = "none"  #: "none", "luminance" (style on luminance only) or "histogram" (style recoloured to the photo's)
     normalized_network: bool = False  #: the paper's VGG-19, each filter rescaled to mean activation 1
-    precision: str = "auto"  #: "auto", "float32" or "bfloat16" (features only)
+    precision: str = "auto"  #: "auto", "float32", "bfloat16" or "float16" (features only; see below)
+    cuda_graphs: bool = True  #: on a GPU, record one Adam step as a CUDA graph and replay it
     report_every: int = 10  #: call the callback every this many steps
 
     def __post_init__(self):
@@ -97,8 +98,9 @@ class StyleTransferConfig:
         _check_choice("pooling", self.pooling, POOLING_NAMES)
         _check_choice("precision", self.precision, PRECISIONS)
         _check_choice("preserve_color", self.preserve_color, PRESERVE_COLOR_MODES)
-        if not isinstance(self.normalized_network, bool):
-            raise StyleTransferError(f"normalized_network must be True or False, got {self.normalized_network!r}")
+        for name in ("normalized_network", "cuda_graphs"):
+            if not isinstance(getattr(self, name), bool):
+                raise StyleTransferError(f"{name} must be True or False, got {getattr(self, name)!r}")
         pick_device(self.device)
         if not (isinstance(self.learning_rate, (int, float)) and math.isfinite(self.learning_rate)
                 and self.learning_rate > 0):
@@ -196,6 +198,13 @@ def low_precision_copy(model, dtype):
     return copies[dtype]
 
 
+def fp16_tensor_cores(device):
+    """Whether `device` is a GPU whose fastest arithmetic is float16 but not bfloat16: compute
+    capability 7.x (Volta, Turing: a Colab T4), tensor cores without native bfloat16."""
+    device = torch.device(device)
+    return device.type == "cuda" and torch.cuda.get_device_capability(device)[0] == 7
+
+
 def bf16_supported(device):
     """Whether a bfloat16 forward pass is fast on this device (CUDA with bf16, or a CPU with AVX-512 BF16/AMX)."""
     device = torch.device(device)
@@ -272,18 +281,33 @@ class StyleTransfer:
     # --- setup ----------------------------------------------------------------------
 
     def _pick_precision(self):
+        """The dtype of the network's forward pass, or None for float32.
+
+        "auto": bfloat16 where it is fast (CPUs with AVX-512 BF16, GPUs from Ampere on),
+        float16 on GPUs with tensor cores but no bfloat16 (a T4), float32 elsewhere. Gram
+        matrices and losses are float32 in every case.
+        """
         p = self.config.precision
-        if p == "float32" or (p == "auto" and not bf16_supported(self.device)):
+        adam = self.config.optimizer == "adam"
+        if p == "auto":
+            p = ("bfloat16" if bf16_supported(self.device) else
+                 "float16" if fp16_tensor_cores(self.device) and adam else "float32")
+        if p == "float16" and not adam:
+            raise StyleTransferError("precision float16 needs the Adam optimizer (its loss scaling "
+                                     "does not fit L-BFGS's line search); use bfloat16 or float32")
+        if p == "float32":
             return None
-        if p == "bfloat16" and self.device.type not in ("cpu", "cuda"):
-            raise StyleTransferError(f"precision bfloat16 is not supported on {self.device.type}; use float32")
-        return torch.bfloat16
+        if self.device.type not in ("cpu", "cuda"):
+            raise StyleTransferError(f"precision {p} is not supported on {self.device.type}; use float32")
+        return getattr(torch, p)
 
     def _features(self, image, layers):
         image = image.contiguous(memory_format=torch.channels_last)
         if self.autocast_dtype is None:
             return self.model(image, layers)
-        with torch.autocast(self.device.type, dtype=self.autocast_dtype):
+        # cache_enabled=False: autocast's cache of cast weights must be off inside a CUDA graph,
+        # and is not needed here (the weights were cast once, by low_precision_copy).
+        with torch.autocast(self.device.type, dtype=self.autocast_dtype, cache_enabled=False):
             return low_precision_copy(self.model, self.autocast_dtype)(image, layers)
 
     @torch.no_grad()
@@ -305,10 +329,22 @@ class StyleTransfer:
 
     def _make_optimizer(self):
         cfg = self.config
+        cuda = self.device.type == "cuda"
+        # float16 has a narrow range: gradients this deep in VGG-19 (1e-8 and less) would
+        # underflow to zero, so the loss is scaled up before backward and the gradient back
+        # down before Adam's step (torch.amp.GradScaler, which also skips a step that overflows).
+        self.scaler = torch.amp.GradScaler(self.device.type) if self.autocast_dtype == torch.float16 else None
+        # A CUDA graph records one whole step (forward, backward, Adam, clamp) once and then
+        # replays it with a single launch: at 512 px the GPU is otherwise left waiting for
+        # Python to queue the step's few hundred small kernels.
+        self.use_cuda_graph = cfg.cuda_graphs and cuda and cfg.optimizer == "adam" and self.scaler is None
+        self._graph = None
+        self._warmup_steps = 0
         if cfg.optimizer == "adam":
-            # fused: one kernel per step on a GPU instead of a dozen small ones
-            self.optimizer = torch.optim.Adam([self.image], lr=cfg.learning_rate,
-                                              fused=self.device.type == "cuda" or None)
+            # fused: one kernel per step on a GPU instead of a dozen small ones; capturable:
+            # its step counter lives on the GPU, so that a graph can replay it
+            self.optimizer = torch.optim.Adam([self.image], lr=cfg.learning_rate, fused=cuda or None,
+                                              capturable=self.use_cuda_graph)
         else:
             self.optimizer = torch.optim.LBFGS([self.image], lr=cfg.learning_rate, max_iter=1,
                                                history_size=50, line_search_fn="strong_wolfe")
@@ -327,6 +363,7 @@ class StyleTransfer:
         self.config = self.config.replace(**changes).validate()
         for group in self.optimizer.param_groups:
             group["lr"] = self.config.learning_rate
+        self._graph = None  # weights and learning rate are recorded in it: record it again
 
     # --- the objective ----------------------------------------------------------------
 
@@ -409,35 +446,82 @@ class StyleTransfer:
 
     def _one_step(self):
         if self.config.optimizer == "adam":
+            return self._graph_step() if self.use_cuda_graph else self._adam_step()
+        box = {}
+
+        def closure():
             self.optimizer.zero_grad(set_to_none=True)
-            terms = self.losses(self.image)
-            terms["total"].backward()
-            self._remember_best(terms["total"])
-            self.optimizer.step()
-        else:
-            box = {}
+            t = self.losses(self.image)
+            t["total"].backward()
+            box.setdefault("terms", t)
+            return t["total"]
 
-            def closure():
-                self.optimizer.zero_grad(set_to_none=True)
-                t = self.losses(self.image)
-                t["total"].backward()
-                box.setdefault("terms", t)
-                return t["total"]
-
-            self.optimizer.step(closure)
-            terms = box["terms"]
-            self._remember_best(terms["total"])
+        self.optimizer.step(closure)
+        terms = box["terms"]
+        self._remember_best(terms["total"])
         with torch.no_grad():
             self.image.clamp_(0, 1)
         return terms
 
+    def _adam_step(self):
+        """One Adam step on the image, then clip it to [0, 1]; returns the loss terms."""
+        self.optimizer.zero_grad(set_to_none=True)
+        terms = self.losses(self.image)
+        self._remember_best(terms["total"])
+        if self.scaler is None:
+            terms["total"].backward()
+            self.optimizer.step()
+        else:
+            self.scaler.scale(terms["total"]).backward()
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+        with torch.no_grad():
+            self.image.clamp_(0, 1)
+        return terms
+
+    GRAPH_WARMUP_STEPS = 2
+
+    def _graph_step(self):
+        """`_adam_step` on a GPU, replayed from a CUDA graph after a few ordinary steps.
+
+        The first steps run as usual on a side stream (cuDNN picks its kernels, the memory
+        allocator settles), then one step is recorded and replayed from then on. The graph
+        holds its tensors in place: the image, its gradient, Adam's state and the loss terms
+        are the same memory at every replay. Changing a weight records it again (`update`).
+        """
+        if self._graph is None and self._warmup_steps < self.GRAPH_WARMUP_STEPS:
+            self._warmup_steps += 1
+            side = torch.cuda.Stream(self.device)
+            side.wait_stream(torch.cuda.current_stream(self.device))
+            with torch.cuda.stream(side):
+                terms = self._adam_step()
+            torch.cuda.current_stream(self.device).wait_stream(side)
+            return terms
+        if self._graph is None:
+            self.optimizer.zero_grad(set_to_none=True)  # the graph's backward then owns .grad
+            graph = torch.cuda.CUDAGraph()
+            try:
+                with torch.cuda.graph(graph):
+                    terms = self._adam_step()
+            except torch.cuda.OutOfMemoryError:
+                # Recording needs the step's memory a second time: carry on without a graph.
+                self.use_cuda_graph = False
+                del graph
+                self.optimizer.zero_grad(set_to_none=True)
+                torch.cuda.empty_cache()
+                return self._adam_step()
+            self._graph, self._graph_terms = graph, terms
+        self._graph.replay()
+        return self._graph_terms
+
     @torch.no_grad()
     def _remember_best(self, total):
         # The loss was computed for the image before this step: keep that image if it is the
-        # best so far. torch.where avoids a GPU->CPU sync on every step.
+        # best so far. torch.where avoids a GPU->CPU sync on every step; copy_ keeps the two
+        # tensors in place, as a CUDA graph replaying this needs.
         better = torch.isfinite(total) & (total < self.best_loss)
-        self.best_loss = torch.where(better, total.detach(), self.best_loss)
-        self.best_image = torch.where(better, self.image.detach(), self.best_image)
+        self.best_loss.copy_(torch.where(better, total.detach(), self.best_loss))
+        self.best_image.copy_(torch.where(better, self.image.detach(), self.best_image))
 
     def _flush(self, pending):
         values = torch.stack([v for _, v in pending]).float().cpu().tolist()
