@@ -57,7 +57,7 @@ FULL = {
     "memory_sizes": [256, 512, 1024], "memory_steps": 1,  # the first step reaches the peak
     "preview_px": 256, "preview_rounds": 3, "preview_block": 10,
     "gpu_sizes": [512, 1024, 2048], "gpu_block": {512: 50, 1024: 20, 2048: 5},
-    "gpu_fit_sizes": [1024, 1536, 2048, 2560, 3072, 3584, 4096],
+    "gpu_fit_sizes": [1024, 1536, 2048, 2560, 3072, 3584, 4096, 5120],
     "gpu_fit_gib": 14.5,  # a T4's "16 GB" are about 14.7 GiB to PyTorch, less the CUDA context
 }
 QUICK = {
@@ -131,12 +131,21 @@ def timed(device, fn):
     return time.perf_counter() - start
 
 
-def steps_interleaved(px, rounds, block, device, model, with_float32=True):
-    """Seconds per step of the reference and the helpers, blocks of `block` steps alternating
-    (the order swapped every round), after one warm-up block each."""
+def variants_for(device):
+    """The helpers' other settings timed beside their defaults, by device."""
+    if device.type == "cuda":
+        return {"helpers_no_graph": {"cuda_graphs": False}, "helpers_float16": {"precision": "float16"},
+                "helpers_float32": {"precision": "float32"}}
+    return {"helpers_float32": {"precision": "float32"}}
+
+
+def steps_interleaved(px, rounds, block, device, model, variants=None):
+    """Seconds per step of the reference, the helpers' defaults and `variants` (name ->
+    options), blocks of `block` steps alternating (the order reversed every round), after
+    two warm-up blocks each (allocations, cuDNN autotune, recording the CUDA graph)."""
     engines = {"reference": make_reference(px, device, model), "helpers": make_helpers(px, device)}
-    if with_float32:
-        engines["helpers_float32"] = make_helpers(px, device, precision="float32")
+    for name, options in (variants or {}).items():
+        engines[name] = make_helpers(px, device, **options)
 
     def block_of(name):
         engine = engines[name]
@@ -146,7 +155,8 @@ def steps_interleaved(px, rounds, block, device, model, with_float32=True):
 
     times = {name: [] for name in engines}
     for name in engines:
-        timed(device, block_of(name))  # warm-up (allocations, cuDNN autotune)
+        for _ in range(2):
+            timed(device, block_of(name))
     order = list(engines)
     for r in range(rounds):
         for name in (order if r % 2 == 0 else order[::-1]):
@@ -160,8 +170,11 @@ def steps_interleaved(px, rounds, block, device, model, with_float32=True):
     # The per-round ratio shows the noise: steps of a round ran under the same load.
     per_round = [h / r for h, r in zip(times["helpers"], times["reference"])]
     result["ratio_per_round_min_max"] = [min(per_round), max(per_round)]
-    if with_float32:
-        result["ratio_float32"] = result["helpers_float32_s_per_step"] / ref
+    for name in variants or {}:
+        result["ratio_" + name.removeprefix("helpers_")] = result[name + "_s_per_step"] / ref
+    engines.clear()
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
     return result
 
 
@@ -395,8 +408,12 @@ def run_probe(kind, px, steps, device, limit_gib=None, precision="auto", timeout
 def peak_memory(cfg, device):
     rows = []
     for px in cfg["memory_sizes"]:
-        ref = run_probe("reference", px, cfg["memory_steps"], device)
-        ours = run_probe("helpers", px, cfg["memory_steps"], device)
+        if device.type == "cuda":  # 4 steps: the CUDA graph is recorded at the third
+            ref = probe_cuda_in_process("reference", px, 4, device)
+            ours = probe_cuda_in_process("helpers", px, 4, device)
+        else:
+            ref = run_probe("reference", px, cfg["memory_steps"], device)
+            ours = run_probe("helpers", px, cfg["memory_steps"], device)
         key = "cuda_max_allocated_bytes" if device.type == "cuda" else "rss_peak_bytes"
         row = {"px": px, "measure": "torch.cuda.max_memory_allocated" if device.type == "cuda" else "peak RSS",
                "reference": ref, "helpers": ours}
@@ -413,26 +430,79 @@ def peak_memory(cfg, device):
 
 # --- the GPU figures ---------------------------------------------------------------------------
 
+def probe_cuda_in_process(kind, px, steps, device, limit_gib=None, precision="auto"):
+    """`probe_memory` without a new process, for a GPU: torch.cuda's peak counter can be
+    reset between runs, and starting CUDA again for every probe would cost more than the run."""
+    import gc
+
+    total = torch.cuda.get_device_properties(device).total_memory
+    torch.cuda.set_per_process_memory_fraction(min(1.0, (limit_gib * GIB if limit_gib else total) / total), device)
+    gc.collect()
+    torch.cuda.empty_cache()
+    torch.cuda.reset_peak_memory_stats(device)
+    out = {"kind": kind, "px": px}
+    try:
+        if kind == "reference":
+            engine = make_reference(px, device, helpers.load_vgg19("caffe", device=device))
+            for _ in range(steps):
+                engine.step()
+        else:
+            engine = make_helpers(px, device, precision=precision)
+            engine.run(steps)
+            out["cuda_graph"] = engine.use_cuda_graph
+        sync(device)
+        out["cuda_max_allocated_bytes"] = torch.cuda.max_memory_allocated(device)
+    except torch.cuda.OutOfMemoryError as err:
+        out["error"] = "out of memory: " + str(err).splitlines()[0][:200]
+    finally:
+        engine = None
+        gc.collect()
+        torch.cuda.empty_cache()
+        torch.cuda.set_per_process_memory_fraction(1.0, device)
+    return out
+
+
 def gpu_figures(cfg, device, model):
     rows = []
     for px in cfg["gpu_sizes"]:
         try:
             rows.append(steps_interleaved(px, rounds=3, block=cfg["gpu_block"][px], device=device, model=model,
-                                          with_float32=False))
+                                          variants=variants_for(device)))
         except torch.cuda.OutOfMemoryError as err:
             rows.append({"px": px, "error": f"out of memory: {str(err)[:200]}"})
         torch.cuda.empty_cache()
     fits = {}
-    # A T4 has no fast bfloat16, so the helpers' "auto" runs float32 there: try both.
-    for kind, precision in (("helpers", "auto"), ("helpers", "float32"), ("reference", "auto")):
+    # A T4 has no fast bfloat16: there the helpers' "auto" is float16. Try each precision;
+    # 4 steps, so that the CUDA graph (recorded at the third step) is part of the peak.
+    for kind, precision in (("helpers", "auto"), ("helpers", "float16"), ("helpers", "float32"),
+                            ("reference", "auto")):
         largest = None
         for px in cfg["gpu_fit_sizes"]:
-            probe = run_probe(kind, px, 2, device, limit_gib=cfg["gpu_fit_gib"], precision=precision)
+            probe = probe_cuda_in_process(kind, px, 4, device, limit_gib=cfg["gpu_fit_gib"], precision=precision)
             if "error" in probe:
                 break
             largest = {"px": px, "max_allocated_gib": probe["cuda_max_allocated_bytes"] / GIB}
         fits[kind if kind == "reference" else f"helpers ({precision})"] = largest
     return {"steps": rows, "largest_fitting": fits, "limit_gib": cfg["gpu_fit_gib"]}
+
+
+def cuda_graph_check(px, steps, device):
+    """The same run with and without the CUDA graph, compared by their loss histories."""
+    runs = {}
+    for graphs in (False, True):
+        engine = make_helpers(px, device, cuda_graphs=graphs)
+        engine.run(steps)
+        runs[graphs] = engine
+    a = [h["total"] for h in runs[False].history]
+    b = [h["total"] for h in runs[True].history]
+    with torch.no_grad():
+        judge = runs[False].losses
+        final = [float(judge(runs[g].image)["total"]) for g in (False, True)]
+    return {"px": px, "steps": steps, "graph_recorded": runs[True]._graph is not None,
+            "first_loss_no_graph": a[0], "first_loss_graph": b[0],
+            "max_relative_difference_first_10_steps": max(abs(x - y) / abs(x) for x, y in zip(a[:10], b[:10])),
+            "final_loss_no_graph": final[0], "final_loss_graph": final[1],
+            "final_relative_difference": (final[1] - final[0]) / final[0]}
 
 
 # --- report ------------------------------------------------------------------------------------
@@ -491,9 +561,19 @@ def table(results):
             if "error" in row:
                 lines.append(f"GPU s/step at {row['px']} px: {row['error']}")
             else:
+                others = ", ".join(f"{name.removeprefix('helpers_').replace('_', ' ')} "
+                                   f"{1000 * row[name + '_s_per_step']:.2f}ms"
+                                   for name in ("helpers_no_graph", "helpers_float16", "helpers_float32")
+                                   if name + "_s_per_step" in row)
                 lines.append(f"GPU s/step at {row['px']:>4} px                   {1000 * row['reference_s_per_step']:8.2f}ms "
                              f"{1000 * row['helpers_s_per_step']:8.2f}ms  {row['ratio']:6.2f}x"
-                             + ("  target <= 2 ms" if row["px"] == 512 else ""))
+                             + ("  <= 2 ms" if row["px"] == 512 else "        ")
+                             + (f"   (helpers {others})" if others else ""))
+        c = g.get("graph_check")
+        if c:
+            lines.append(f"CUDA graph vs none, {c['px']} px, {c['steps']} steps: first 10 losses differ by at most "
+                         f"{100 * c['max_relative_difference_first_10_steps']:.2g}%, final loss by "
+                         f"{100 * c['final_relative_difference']:+.2g}%")
         for kind, fit in g["largest_fitting"].items():
             lines.append(f"GPU largest size in {g['limit_gib']} GiB (a T4), {kind}: "
                          + (f"{fit['px']} px ({fit['max_allocated_gib']:.1f} GiB)" if fit else "none tried fit"))
@@ -594,7 +674,8 @@ def main(argv=None, config=None):
         results["seconds_per_step"] = []
     for px in (cfg["step_sizes"] if "steps" in only else []):
         block = 10 if device.type == "cuda" else 1  # a GPU is timed with a sync around each block
-        results["seconds_per_step"].append(steps_interleaved(px, cfg["step_rounds"][px], block, device, model))
+        results["seconds_per_step"].append(steps_interleaved(px, cfg["step_rounds"][px], block, device, model,
+                                                             variants_for(device)))
         say(f"  {px} px: ratio {results['seconds_per_step'][-1]['ratio']:.2f}")
     if "quality" in only:
         say("time to quality")
@@ -623,6 +704,7 @@ def main(argv=None, config=None):
         say("GPU figures")
         mine.add("gpu")
         results["gpu"] = gpu_figures(cfg, device, model)
+        results["gpu"]["graph_check"] = cuda_graph_check(cfg["gpu_sizes"][0], 100, device)
     results["load_average_end"] = [round(x, 2) for x in os.getloadavg()]
     results["seconds_total"] = time.perf_counter() - start
     mine.update(("load_average_end", "seconds_total"))
