@@ -45,7 +45,7 @@ class StyleTransferConfig:
     style_layers: tuple = PAPER_STYLE_LAYERS  #: the paper's style layers
     style_layer_weights: tuple = None  #: one per style layer; None = equal (1/L each)
     content_weight: float = 1.0  #: alpha in the paper
-    style_weight: float = 10.0  #: beta in the paper
+    style_weight: float = 30.0  #: beta in the paper (30: the paper's α/β = 1e-3 balance, see benchmarks/)
     tv_weight: float = 1.0  #: total variation, against high-frequency noise
     optimizer: str = "adam"  #: "adam" or "lbfgs"
     learning_rate: float = 0.02  #: Adam: pixel change per step (image in [0, 1]); L-BFGS: 1

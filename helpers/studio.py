@@ -34,11 +34,12 @@ from .plots import plot_losses
 STYLE_LAYERS = PAPER_STYLE_LAYERS
 
 #: What the sliders hold. A style layer's value is relative: 1 is its default share (1/5).
+_ENGINE = StyleTransferConfig()
 DEFAULT_SETTINGS = {
-    "content_weight": 1.0, "style_weight": 10.0, "tv_weight": 1.0, "learning_rate": 0.02,
+    **{name: float(getattr(_ENGINE, name)) for name in ("content_weight", "style_weight", "tv_weight", "learning_rate")},
     **{layer: 1.0 for layer in STYLE_LAYERS},
-    "size_px": 256, "steps": 300, "optimizer": "adam", "init": "content", "pooling": "max",
-    "preserve_color": "none", "style_scale": 1.0,
+    **{name: getattr(_ENGINE, name) for name in ("size_px", "steps", "optimizer", "init", "pooling",
+                                                 "preserve_color", "style_scale")},
 }
 #: Settings the engine can change between two steps, keeping the image and the optimizer.
 LIVE_SETTINGS = ("content_weight", "style_weight", "tv_weight", "learning_rate") + STYLE_LAYERS
@@ -454,10 +455,10 @@ class Studio:
                                     readout_format=".3g", style=style, layout=wide, continuous_update=False)
 
         sliders = {
-            "content_weight": log("content weight", 1.0, -2, 3),
-            "style_weight": log("style weight", 10.0, -1, 4),
-            "tv_weight": log("TV weight", 1.0, -3, 2),
-            "learning_rate": log("learning rate", 0.02, -3, 1),
+            "content_weight": log("content weight", DEFAULT_SETTINGS["content_weight"], -2, 3),
+            "style_weight": log("style weight", DEFAULT_SETTINGS["style_weight"], -1, 4),
+            "tv_weight": log("TV weight", DEFAULT_SETTINGS["tv_weight"], -3, 2),
+            "learning_rate": log("learning rate", DEFAULT_SETTINGS["learning_rate"], -3, 1),
             "size_px": w.IntSlider(value=size_px, min=64, max=max(max_size_px, size_px), step=32,
                                    description="image size (px)", style=style, layout=wide, continuous_update=False),
             "steps": w.IntSlider(value=steps, min=10, max=max(2000, steps), step=10, description="steps per Run",

@@ -92,7 +92,7 @@ def test_a_live_change_during_a_run_takes_effect_without_restarting():
 
     def on_change(event):
         events.append(event)
-        if event == "progress" and s.engine.step == 2 and s.settings["style_weight"] == 10.0:
+        if event == "progress" and s.engine.step == 2 and s.settings["style_weight"] != 1000.0:
             s.set(style_weight=1000.0, relu1_1=4.0)  # as a slider would, while the run goes on
 
     s = session(steps=8)
@@ -103,10 +103,10 @@ def test_a_live_change_during_a_run_takes_effect_without_restarting():
     assert s.engine.config.style_weight == 1000.0
     assert s.engine.config.style_layer_weights[0] == pytest.approx(0.8)
     assert s.changes and s.changes[0][1] == {"style_weight": 1000.0, "relu1_1": 4.0}
-    # the style term jumps by the weight's ratio (about 100x) right after the change
+    # the style term jumps by the weight's ratio (about 33x) right after the change
     step = s.changes[0][0]
     before, after = s.history[step - 1]["style"], s.history[step]["style"]
-    assert after > 20 * before
+    assert after > 10 * before
     assert events.count("progress") >= 4 and events[-1] == "state"
 
 
