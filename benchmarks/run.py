@@ -368,8 +368,9 @@ def probe_memory(kind, px, steps, device_name, limit_gib=None, precision="auto")
     """Run in a child process: build one engine, take `steps` steps, print the peak memory."""
     device = helpers.pick_device(device_name)
     if device.type == "cuda" and limit_gib:
-        total = torch.cuda.get_device_properties(device).total_memory
-        torch.cuda.set_per_process_memory_fraction(min(1.0, limit_gib * GIB / total), device)
+        index = device.index if device.index is not None else torch.cuda.current_device()
+        total = torch.cuda.get_device_properties(index).total_memory
+        torch.cuda.set_per_process_memory_fraction(min(1.0, limit_gib * GIB / total), index)
     # Both load their network before the baseline: the reference a float32 copy, the helpers their cache.
     defaults = StyleTransferConfig()
     model = (helpers.load_vgg19("caffe", device=device) if kind == "reference" else
@@ -435,8 +436,9 @@ def probe_cuda_in_process(kind, px, steps, device, limit_gib=None, precision="au
     reset between runs, and starting CUDA again for every probe would cost more than the run."""
     import gc
 
-    total = torch.cuda.get_device_properties(device).total_memory
-    torch.cuda.set_per_process_memory_fraction(min(1.0, (limit_gib * GIB if limit_gib else total) / total), device)
+    index = device.index if device.index is not None else torch.cuda.current_device()
+    total = torch.cuda.get_device_properties(index).total_memory
+    torch.cuda.set_per_process_memory_fraction(min(1.0, (limit_gib * GIB if limit_gib else total) / total), index)
     gc.collect()
     torch.cuda.empty_cache()
     torch.cuda.reset_peak_memory_stats(device)
@@ -458,7 +460,7 @@ def probe_cuda_in_process(kind, px, steps, device, limit_gib=None, precision="au
         engine = None
         gc.collect()
         torch.cuda.empty_cache()
-        torch.cuda.set_per_process_memory_fraction(1.0, device)
+        torch.cuda.set_per_process_memory_fraction(1.0, index)
     return out
 
 

@@ -477,7 +477,9 @@ class StyleTransfer:
             self.scaler.update()
         with torch.no_grad():
             self.image.clamp_(0, 1)
-        return terms
+        # Detached: holding on to this step's autograd graph into the next step would keep
+        # its nodes alive across streams (a warning, and a hazard, with CUDA graphs).
+        return {name: value.detach() for name, value in terms.items()}
 
     GRAPH_WARMUP_STEPS = 2
 
