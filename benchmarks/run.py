@@ -409,9 +409,9 @@ def run_probe(kind, px, steps, device, limit_gib=None, precision="auto", timeout
 def peak_memory(cfg, device):
     rows = []
     for px in cfg["memory_sizes"]:
-        if device.type == "cuda":  # 4 steps: the CUDA graph is recorded at the third
-            ref = probe_cuda_in_process("reference", px, 4, device)
-            ours = probe_cuda_in_process("helpers", px, 4, device)
+        if device.type == "cuda":  # 3 steps after 2: the CUDA graph is recorded at the third
+            ref = probe_cuda_in_process("reference", px, 3, device)
+            ours = probe_cuda_in_process("helpers", px, 3, device)
         else:
             ref = run_probe("reference", px, cfg["memory_steps"], device)
             ours = run_probe("helpers", px, cfg["memory_steps"], device)
@@ -431,9 +431,14 @@ def peak_memory(cfg, device):
 
 # --- the GPU figures ---------------------------------------------------------------------------
 
-def probe_cuda_in_process(kind, px, steps, device, limit_gib=None, precision="auto"):
+def probe_cuda_in_process(kind, px, steps, device, limit_gib=None, precision="auto", warmup=2):
     """`probe_memory` without a new process, for a GPU: torch.cuda's peak counter can be
-    reset between runs, and starting CUDA again for every probe would cost more than the run."""
+    reset between runs, and starting CUDA again for every probe would cost more than the run.
+
+    The whole run (warm-up included) must fit under `limit_gib`; the peak reported is that
+    of the `steps` after `warmup` steps, because cuDNN's autotuning in the first steps
+    borrows whatever memory is free as workspace (135 GiB on an H200), which says nothing
+    about what the run needs."""
     import gc
 
     index = device.index if device.index is not None else torch.cuda.current_device()
@@ -441,23 +446,27 @@ def probe_cuda_in_process(kind, px, steps, device, limit_gib=None, precision="au
     torch.cuda.set_per_process_memory_fraction(min(1.0, (limit_gib * GIB if limit_gib else total) / total), index)
     gc.collect()
     torch.cuda.empty_cache()
-    torch.cuda.reset_peak_memory_stats(device)
-    out = {"kind": kind, "px": px}
+    out = {"kind": kind, "px": px, "warmup_steps": warmup, "steps": steps}
+    engine = None
     try:
         if kind == "reference":
             engine = make_reference(px, device, helpers.load_vgg19("caffe", device=device))
-            for _ in range(steps):
-                engine.step()
+            run = lambda n: [engine.step() for _ in range(n)]  # noqa: E731
         else:
             engine = make_helpers(px, device, precision=precision)
-            engine.run(steps)
-            out["cuda_graph"] = engine.use_cuda_graph
+            run = engine.run
+        run(warmup)
+        sync(device)
+        torch.cuda.reset_peak_memory_stats(device)
+        run(steps)
         sync(device)
         out["cuda_max_allocated_bytes"] = torch.cuda.max_memory_allocated(device)
+        if kind != "reference":
+            out["cuda_graph"] = engine.use_cuda_graph
     except torch.cuda.OutOfMemoryError as err:
         out["error"] = "out of memory: " + str(err).splitlines()[0][:200]
     finally:
-        engine = None
+        engine = run = None
         gc.collect()
         torch.cuda.empty_cache()
         torch.cuda.set_per_process_memory_fraction(1.0, index)
@@ -475,12 +484,12 @@ def gpu_figures(cfg, device, model):
         torch.cuda.empty_cache()
     fits = {}
     # A T4 has no fast bfloat16: there the helpers' "auto" is float16. Try each precision;
-    # 4 steps, so that the CUDA graph (recorded at the third step) is part of the peak.
+    # 2 + 3 steps, so that the CUDA graph (recorded at the third step) is part of the run.
     for kind, precision in (("helpers", "auto"), ("helpers", "float16"), ("helpers", "float32"),
                             ("reference", "auto")):
         largest = None
         for px in cfg["gpu_fit_sizes"]:
-            probe = probe_cuda_in_process(kind, px, 4, device, limit_gib=cfg["gpu_fit_gib"], precision=precision)
+            probe = probe_cuda_in_process(kind, px, 3, device, limit_gib=cfg["gpu_fit_gib"], precision=precision)
             if "error" in probe:
                 break
             largest = {"px": px, "max_allocated_gib": probe["cuda_max_allocated_bytes"] / GIB}

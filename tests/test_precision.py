@@ -122,3 +122,24 @@ def test_float16_on_a_gpu_scales_the_loss_and_skips_the_graph():
         a = eager.losses(eager.image)["total"].item()
         b = eager.losses(fp16.image)["total"].item()
     assert b == pytest.approx(a, rel=0.05)
+
+
+@gpu
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_the_gram_matrix_of_low_precision_features_is_float32(dtype):
+    """bfloat16/float16 features multiplied on the tensor cores with float32 sums: the same
+    Gram matrix, and nearly the same gradient, as converting them to float32 first."""
+    from helpers import gram_matrix
+
+    x = torch.randn(1, 64, 48, 40, device="cuda").to(dtype).contiguous(memory_format=torch.channels_last)
+    fast = x.clone().requires_grad_(True)
+    slow = x.clone().float().requires_grad_(True)
+    g_fast, g_slow = gram_matrix(fast), gram_matrix(slow)
+    assert g_fast.dtype == torch.float32
+    torch.testing.assert_close(g_fast, g_slow, rtol=1e-4, atol=1e-5)
+    weight = torch.randn_like(g_slow)
+    (g_fast * weight).sum().backward()
+    (g_slow * weight).sum().backward()
+    assert fast.grad.dtype == dtype
+    rel = (fast.grad.float() - slow.grad).norm() / slow.grad.norm()
+    assert rel < 2e-2
