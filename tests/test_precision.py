@@ -127,8 +127,8 @@ def test_float16_on_a_gpu_scales_the_loss_and_skips_the_graph():
 @gpu
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
 def test_the_gram_matrix_of_low_precision_features_is_float32(dtype):
-    """bfloat16/float16 features multiplied on the tensor cores with float32 sums: the same
-    Gram matrix, and nearly the same gradient, as converting them to float32 first."""
+    """bfloat16 features multiplied on the tensor cores with float32 sums (float16 ones are
+    converted first): the same Gram matrix, and nearly the same gradient, as float32 features."""
     from helpers import gram_matrix
 
     x = torch.randn(1, 64, 48, 40, device="cuda").to(dtype).contiguous(memory_format=torch.channels_last)
