@@ -450,18 +450,19 @@ class StyleTransfer:
         box = {}
 
         def closure():
+            # L-BFGS evaluates this at the current image and at its line search's trial
+            # points: remember the best of all of them, each with the image it was computed for.
             self.optimizer.zero_grad(set_to_none=True)
             t = self.losses(self.image)
             t["total"].backward()
+            self._remember_best(t["total"])
             box.setdefault("terms", t)
             return t["total"]
 
         self.optimizer.step(closure)
-        terms = box["terms"]
-        self._remember_best(terms["total"])
         with torch.no_grad():
             self.image.clamp_(0, 1)
-        return terms
+        return {name: value.detach() for name, value in box["terms"].items()}
 
     def _adam_step(self):
         """One Adam step on the image, then clip it to [0, 1]; returns the loss terms."""

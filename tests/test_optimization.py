@@ -157,3 +157,16 @@ def test_lbfgs_runs_and_lowers_the_loss():
     result = stylize(torch.rand(1, 3, 40, 40), torch.rand(1, 3, 40, 40), size_px=32, steps=6,
                      optimizer="lbfgs", learning_rate=1.0, weights="random")
     assert result.stopped is None and result.history[-1]["total"] < result.history[0]["total"]
+
+
+@pytest.mark.parametrize("optimizer,learning_rate", [("adam", 0.02), ("lbfgs", 1.0)])
+def test_the_best_image_is_the_one_its_loss_was_computed_for(optimizer, learning_rate):
+    """What a stopped run returns: the best image so far, paired with its own loss (L-BFGS
+    evaluates trial points in its line search; each is judged as the image it was)."""
+    engine = StyleTransfer(torch.rand(1, 3, 40, 40), torch.rand(1, 3, 40, 40), size_px=32, weights="random",
+                           optimizer=optimizer, learning_rate=learning_rate, precision="float32", seed=3)
+    engine.run(5)
+    with torch.no_grad():
+        loss_of_best = engine.losses(engine.best_image)["total"].item()
+    assert loss_of_best == pytest.approx(engine.best_loss.item(), rel=1e-5)
+    assert engine.best_loss.item() <= min(h["total"] for h in engine.history) + 1e-7
