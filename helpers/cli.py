@@ -191,8 +191,9 @@ def _settings_table(config, engine, last):
     rows = [
         ("device", describe_device(engine.device)),
         ("weights / pooling", f"{config.weights} / {config.pooling}" + (", normalized" if config.normalized_network else "")),
-        ("precision", f"{str(engine.autocast_dtype).removeprefix('torch.')} features, float32 losses"
-                      if engine.autocast_dtype else "float32"),
+        ("precision", (f"{str(engine.autocast_dtype).removeprefix('torch.')} features, float32 losses"
+                       if engine.autocast_dtype else "float32")
+                      + (", each step replayed as a CUDA graph" if engine.use_cuda_graph else "")),
         ("optimizer", f"{config.optimizer}, lr {config.learning_rate:g}, init {config.init}, seed {config.seed}"),
         ("content", f"{', '.join(config.content_layers)} × {config.content_weight:g}"),
         ("style", f"{', '.join(config.style_layers)} × {config.style_weight:g}"
