@@ -1,4 +1,4 @@
-"""Choosing where the optimization runs: a CUDA GPU, an Apple GPU or the CPU."""
+"""Choosing where the optimization runs (a CUDA GPU, an Apple GPU or the CPU), and what it is fast at."""
 
 import torch
 
@@ -53,3 +53,25 @@ def describe_device(device):
     if device.type == "cpu":
         return f"cpu ({torch.get_num_threads()} threads)"
     return device.type
+
+
+def fp16_tensor_cores(device):
+    """Whether `device` is a GPU whose fastest arithmetic is float16 but not bfloat16: compute
+    capability 7.x (Volta, Turing: a Colab T4), tensor cores without native bfloat16."""
+    device = torch.device(device)
+    return device.type == "cuda" and torch.cuda.get_device_capability(device)[0] == 7
+
+
+def bf16_supported(device):
+    """Whether a bfloat16 forward pass is fast on this device (CUDA with bf16, or a CPU with AVX-512 BF16/AMX)."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        # Native bfloat16 needs compute capability 8.0 (Ampere) or later; is_bf16_supported()
+        # also says yes where it is only emulated (a T4), which is slower than float32.
+        return torch.cuda.get_device_capability(device)[0] >= 8
+    if device.type == "cpu":
+        try:
+            return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+        except (AttributeError, RuntimeError):
+            return False
+    return False

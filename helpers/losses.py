@@ -6,9 +6,9 @@ A^l is the Gram matrix of the painting. All losses are computed in float32, even
 the features come from a bfloat16 forward pass.
 """
 
-import functools
-
 import torch
+
+from .device import bf16_supported
 
 
 def _has_bmm_out_dtype():
@@ -20,12 +20,6 @@ def _has_bmm_out_dtype():
 
 
 _BMM_OUT_DTYPE = _has_bmm_out_dtype()
-
-
-@functools.lru_cache(maxsize=None)
-def _native_bf16(device_index):
-    """Whether this GPU multiplies bfloat16 natively (compute capability 8.0, Ampere, or later)."""
-    return torch.cuda.get_device_capability(device_index)[0] >= 8
 
 
 class _Gram(torch.autograd.Function):
@@ -67,7 +61,7 @@ def gram_matrix(features):
     f = features.permute(0, 2, 3, 1).reshape(n, h * w, c)
     # bfloat16 straight to the tensor cores where they take it (checked on an H200); anything
     # else, float16 on a T4 included, is converted to float32 first.
-    if not (f.is_cuda and f.dtype == torch.bfloat16 and _BMM_OUT_DTYPE and _native_bf16(f.device.index or 0)):
+    if not (f.is_cuda and f.dtype == torch.bfloat16 and _BMM_OUT_DTYPE and bf16_supported(f.device)):
         f = f.float()
     return _Gram.apply(f) / (c * h * w)
 

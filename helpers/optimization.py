@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 import torch
 
 from . import color, losses
-from .device import pick_device
+from .device import bf16_supported, fp16_tensor_cores, pick_device
 from .errors import StyleTransferError
 from .color import PRESERVE_COLOR_MODES
 from .images import MIN_SIDE_PX, check_size, load_image
@@ -196,28 +196,6 @@ def low_precision_copy(model, dtype):
                 module.to(dtype)
         copies[dtype] = low
     return copies[dtype]
-
-
-def fp16_tensor_cores(device):
-    """Whether `device` is a GPU whose fastest arithmetic is float16 but not bfloat16: compute
-    capability 7.x (Volta, Turing: a Colab T4), tensor cores without native bfloat16."""
-    device = torch.device(device)
-    return device.type == "cuda" and torch.cuda.get_device_capability(device)[0] == 7
-
-
-def bf16_supported(device):
-    """Whether a bfloat16 forward pass is fast on this device (CUDA with bf16, or a CPU with AVX-512 BF16/AMX)."""
-    device = torch.device(device)
-    if device.type == "cuda":
-        # Native bfloat16 needs compute capability 8.0 (Ampere) or later; is_bf16_supported()
-        # also says yes where it is only emulated (a T4), which is slower than float32.
-        return torch.cuda.get_device_capability(device)[0] >= 8
-    if device.type == "cpu":
-        try:
-            return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
-        except (AttributeError, RuntimeError):
-            return False
-    return False
 
 
 class StyleTransfer:
