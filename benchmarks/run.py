@@ -15,13 +15,15 @@ Figures:
 2. time to quality: wall time for the helpers' defaults to reach the loss that the
    reference reaches after 1000 steps at 128 px, both judged by one independent loss
    (the paper's own loss, `paper_loss`, in float32 on the image clipped to [0, 1]);
-3. peak memory (RSS on a CPU, torch.cuda.max_memory_allocated on a GPU) at 256, 512 and
-   1024 px, each measured in a fresh process;
+3. peak memory at 256, 512 and 1024 px: RSS on a CPU, each in a fresh process;
+   torch.cuda.max_memory_allocated on a GPU, in process, after two warm-up steps;
 4. previews: the cost of a callback that copies the image to the CPU every 10 steps;
 5. bfloat16 against float32: the same run in both, judged by float32 losses and pixels;
-6. on a GPU only: seconds per step at 512, 1024 and 2048 px, and the largest size whose
-   run fits in a Colab T4's 16 GB (14.5 GiB for PyTorch), found with
-   torch.cuda.set_per_process_memory_fraction, for the helpers in bfloat16 and float32.
+6. on a GPU only: seconds per step at 512, 1024 and 2048 px (also without the CUDA graph,
+   in float16 and in float32), a check that the graph takes the same steps, and the
+   largest size whose run fits in a Colab T4's 16 GB (14.5 GiB for PyTorch), found with
+   torch.cuda.set_per_process_memory_fraction, for the helpers in auto precision,
+   float16 and float32 and for the reference.
 """
 
 import argparse
@@ -364,40 +366,29 @@ def peak_rss():
         return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
-def probe_memory(kind, px, steps, device_name, limit_gib=None, precision="auto"):
-    """Run in a child process: build one engine, take `steps` steps, print the peak memory."""
+def probe_memory(kind, px, steps, device_name):
+    """Run in a child process on a CPU: build one engine, take `steps` steps, print the peak RSS.
+    (A GPU is probed in process: `probe_cuda_in_process`.)"""
     device = helpers.pick_device(device_name)
-    if device.type == "cuda" and limit_gib:
-        index = device.index if device.index is not None else torch.cuda.current_device()
-        total = torch.cuda.get_device_properties(index).total_memory
-        torch.cuda.set_per_process_memory_fraction(min(1.0, limit_gib * GIB / total), index)
     # Both load their network before the baseline: the reference a float32 copy, the helpers their cache.
     defaults = StyleTransferConfig()
     model = (helpers.load_vgg19("caffe", device=device) if kind == "reference" else
              cached_vgg19(defaults.weights, defaults.pooling, device, defaults.normalized_network))
     before = reset_peak_rss()
-    if device.type == "cuda":
-        torch.cuda.reset_peak_memory_stats(device)
     if kind == "reference":
         engine = make_reference(px, device, model)
         for _ in range(steps):
             engine.step()
     else:
-        engine = make_helpers(px, device, precision=precision)
+        engine = make_helpers(px, device)
         engine.run(steps)
-    sync(device)
     out = {"kind": kind, "px": px, "rss_peak_bytes": peak_rss(), "rss_before_bytes": before}
-    if device.type == "cuda":
-        out["cuda_max_allocated_bytes"] = torch.cuda.max_memory_allocated(device)
     print("PROBE " + json.dumps(out))
 
 
-def run_probe(kind, px, steps, device, limit_gib=None, precision="auto", timeout=1800):
+def run_probe(kind, px, steps, device, timeout=1800):
     command = [sys.executable, str(Path(__file__).resolve()), "--probe", kind, "--size", str(px),
-               "--steps", str(steps), "--device", str(device), "--precision", precision,
-               "--threads", str(torch.get_num_threads())]
-    if limit_gib:
-        command += ["--limit-gib", str(limit_gib)]
+               "--steps", str(steps), "--device", str(device), "--threads", str(torch.get_num_threads())]
     done = subprocess.run(command, capture_output=True, text=True, timeout=timeout)
     for line in done.stdout.splitlines():
         if line.startswith("PROBE "):
@@ -574,7 +565,7 @@ def table(results):
             else:
                 others = ", ".join(f"{name.removeprefix('helpers_').replace('_', ' ')} "
                                    f"{1000 * row[name + '_s_per_step']:.2f}ms"
-                                   for name in ("helpers_no_graph", "helpers_float16", "helpers_float32")
+                                   for name in variants_for(torch.device("cuda"))
                                    if name + "_s_per_step" in row)
                 lines.append(f"GPU s/step at {row['px']:>4} px                   {1000 * row['reference_s_per_step']:8.2f}ms "
                              f"{1000 * row['helpers_s_per_step']:8.2f}ms  {row['ratio']:6.2f}x"
@@ -638,13 +629,11 @@ def main(argv=None, config=None):
     parser.add_argument("--probe", choices=("reference", "helpers"), help=argparse.SUPPRESS)
     parser.add_argument("--size", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--steps", type=int, default=2, help=argparse.SUPPRESS)
-    parser.add_argument("--limit-gib", type=float, default=None, help=argparse.SUPPRESS)
-    parser.add_argument("--precision", default="auto", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
     if args.probe:
-        probe_memory(args.probe, args.size, args.steps, args.device, args.limit_gib, args.precision)
+        probe_memory(args.probe, args.size, args.steps, args.device)
         return 0
 
     cfg = config or (QUICK if args.quick else FULL)
