@@ -19,7 +19,7 @@ from .network import LAYER_NAMES, layer_table, load_vgg19
 from .notebook import NotebookRun, notebook_setup
 from .optimization import (Progress, StyleTransfer, StyleTransferConfig, StyleTransferResult,
                            stylize)
-from .plots import plot_losses, show_feature_maps, show_gram, show_images
+from .plots import plot_losses, show_feature_maps, show_figure, show_gram, show_images
 
 __version__ = "0.1.0"
 
@@ -27,6 +27,6 @@ __all__ = [
     "LAYER_NAMES", "NotebookRun", "Progress", "StyleTransfer", "StyleTransferConfig", "StyleTransferError",
     "StyleTransferResult", "bundled_images", "content_loss", "describe_device", "gram_matrix",
     "image_to_tensor", "images_dir", "layer_table", "load_image", "load_vgg19", "notebook_setup", "pick_device",
-    "plot_losses", "save_image", "show_feature_maps", "show_gram", "show_images", "style_loss",
+    "plot_losses", "save_image", "show_feature_maps", "show_figure", "show_gram", "show_images", "style_loss",
     "stylize", "tensor_to_image", "total_variation_loss",
 ]

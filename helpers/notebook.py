@@ -6,8 +6,10 @@ GPU sizes where there is a GPU, CPU sizes that finish in minutes otherwise.
 """
 
 import os
+import platform
 import sys
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 
 import torch
 
@@ -20,11 +22,33 @@ def in_colab():
     return "google.colab" in sys.modules
 
 
+def processor_name():
+    """The CPU's model name (e.g. 'AMD EPYC 9B14'), or '' where the system does not say."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                if line.lower().startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or ""
+
+
+def describe_machine(device):
+    """What made a notebook's outputs: the device, and for a CPU its model and thread count."""
+    device = torch.device(device)
+    if device.type == "cpu":
+        name = processor_name()
+        return f"CPU{' ' + name if name else ''}, {torch.get_num_threads()} threads"
+    return describe_device(device)
+
+
 @dataclass
 class NotebookRun:
     name: str
     quick: bool
     device: torch.device
+    started: float = field(default_factory=time.perf_counter)
 
     @property
     def on_gpu(self):
@@ -38,6 +62,14 @@ class NotebookRun:
     def pick(self, gpu, cpu, quick):
         """The value for this run: `quick` under tests, `gpu` on a GPU, else `cpu`."""
         return {"quick": quick, "gpu": gpu, "cpu": cpu}[self.mode]
+
+    def finish(self):
+        """Call in a notebook's last cell: prints how long the whole run took, and on what."""
+        seconds = time.perf_counter() - self.started
+        took = f"{seconds:.0f} s" if seconds < 90 else f"{seconds / 60:.1f} min"
+        print(f"{self.name}: the whole notebook took {took} on {describe_machine(self.device)} "
+              f"({self.mode} sizes), PyTorch {torch.__version__}.")
+        return seconds
 
 
 def notebook_setup(name, seed=0):
@@ -59,8 +91,8 @@ def notebook_setup(name, seed=0):
             with open(log, "a", encoding="utf-8") as f:
                 f.write(name + "\n")
     elif run.on_gpu:
-        print(f"{name}: running on {describe_device(device)} in {where}: full GPU sizes.")
+        print(f"{name}: running on {describe_machine(device)} in {where}: full GPU sizes.")
     else:
         hint = " (Runtime > Change runtime type > GPU makes it much faster)" if in_colab() else ""
-        print(f"{name}: running on {describe_device(device)} in {where}: CPU sizes{hint}.")
+        print(f"{name}: running on {describe_machine(device)} in {where}: CPU sizes{hint}.")
     return run

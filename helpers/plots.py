@@ -1,11 +1,73 @@
-"""Pictures: image grids, feature maps, Gram matrices and loss curves with matplotlib."""
+"""Pictures: image grids, feature maps, Gram matrices and loss curves with matplotlib.
 
+In a notebook, the figures made of pictures (image grids, feature maps, Gram heatmaps) are
+shown as JPEG by `show_figure`: a photograph stored as PNG takes about ten times the bytes,
+and notebooks full of PNGs grow too large for GitHub's viewer and open slowly on Colab.
+Line plots (loss curves) stay PNG, where JPEG would blur their thin lines. Outside a notebook
+(scripts, tests) every function just returns its figure.
+"""
+
+import io
 import math
 
 import matplotlib.pyplot as plt
 import torch
+from matplotlib.colors import LogNorm
+from matplotlib.figure import Figure
 
 from .images import tensor_to_image
+
+JPEG_QUALITY = 85  #: for figures of pictures in notebooks: no visible loss, a tenth of PNG's bytes
+
+
+def _notebook_shell():
+    """The running IPython kernel's shell, or None outside a notebook (scripts, tests, a terminal IPython)."""
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return None
+    shell = get_ipython()
+    return shell if shell is not None and getattr(shell, "kernel", None) is not None else None
+
+
+def _skip_figures_shown_as_jpeg(shell):
+    """Make the notebook's PNG formatter skip figures already shown as JPEG.
+
+    Otherwise a figure returned as a cell's last value would be shown a second time, as PNG.
+    """
+    formatter = shell.display_formatter.formatters["image/png"]
+    try:
+        previous = formatter.lookup_by_type(Figure)
+    except KeyError:
+        return
+    if getattr(previous, "skips_jpeg_figures", False):
+        return
+
+    def png_unless_shown(fig, *args, **kwargs):
+        return None if getattr(fig, "shown_as_jpeg", False) else previous(fig, *args, **kwargs)
+
+    png_unless_shown.skips_jpeg_figures = True
+    formatter.for_type(Figure, png_unless_shown)
+
+
+def show_figure(fig, quality=JPEG_QUALITY):
+    """In a notebook, show `fig` now as a JPEG image and close it; elsewhere do nothing. Returns `fig`.
+
+    Use it for figures of photographs, paintings and feature maps: the notebook then stores
+    JPEG bytes (quality 85 by default) instead of a PNG about ten times larger.
+    """
+    shell = _notebook_shell()
+    if shell is None:
+        return fig
+    from IPython.display import Image, display
+
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="jpeg", bbox_inches="tight", pil_kwargs={"quality": quality})
+    display(Image(data=buffer.getvalue(), format="jpeg"))
+    fig.shown_as_jpeg = True
+    _skip_figures_shown_as_jpeg(shell)
+    plt.close(fig)
+    return fig
 
 
 def show_images(images, titles=None, columns=None, size_in=3.5, suptitle=None):
@@ -27,7 +89,7 @@ def show_images(images, titles=None, columns=None, size_in=3.5, suptitle=None):
     if suptitle:
         fig.suptitle(suptitle)
     fig.tight_layout()
-    return fig
+    return show_figure(fig)
 
 
 def show_feature_maps(activation, channels=8, title=None, size_in=1.6, cmap="viridis"):
@@ -42,7 +104,7 @@ def show_feature_maps(activation, channels=8, title=None, size_in=1.6, cmap="vir
     if title:
         fig.suptitle(title)
     fig.tight_layout()
-    return fig
+    return show_figure(fig)
 
 
 def show_feature_grid(features, channels=6, size_in=1.5, cmap="viridis", title=None):
@@ -76,23 +138,37 @@ def show_feature_grid(features, channels=6, size_in=1.5, cmap="viridis", title=N
     if title:
         fig.suptitle(title)
     fig.tight_layout()
-    return fig
+    return show_figure(fig)
 
 
-def show_gram(gram, title="Gram matrix", ax=None, cmap="magma"):
-    """Draw one Gram matrix ((C, C) or (1, C, C)) as a heatmap with a colour bar."""
+def show_gram(gram, title="Gram matrix", ax=None, cmap="magma", log=True):
+    """Draw one Gram matrix ((C, C) or (1, C, C)) as a heatmap with a colour bar.
+
+    `log=True` (the default) uses a logarithmic colour scale over four decades below the
+    largest entry: Gram entries span orders of magnitude, and on a linear scale a few strong
+    channels leave the rest black. Entries below that range (and zeros) get the darkest colour.
+    Given `ax`, it draws there and leaves showing the figure to the caller (`show_figure`).
+    """
     g = gram.detach().float().cpu()
     g = g[0] if g.dim() == 3 else g
-    if ax is None:
+    own_figure = ax is None
+    if own_figure:
         fig, ax = plt.subplots(figsize=(4.2, 3.6))
     else:
         fig = ax.figure
-    im = ax.imshow(g, cmap=cmap)
+    top = g.max().item()
+    if log and top > 0:
+        norm = LogNorm(vmin=top * 1e-4, vmax=top, clip=True)
+        im = ax.imshow(g.clamp(min=top * 1e-4), cmap=cmap, norm=norm)
+    else:
+        im = ax.imshow(g, cmap=cmap)
     ax.set_title(title, fontsize=10)
     ax.set_xlabel("channel j")
     ax.set_ylabel("channel i")
-    fig.colorbar(im, ax=ax, fraction=0.046)
-    return fig
+    bar = fig.colorbar(im, ax=ax, fraction=0.046)
+    if log and top > 0:
+        bar.set_label("log scale", fontsize=8)
+    return show_figure(fig) if own_figure else fig
 
 
 def plot_losses(history, ax=None, title="losses (weighted)"):
