@@ -47,7 +47,8 @@ import torch  # noqa: E402
 
 import helpers  # noqa: E402
 from benchmarks.reference_loop import ReferenceLoop  # noqa: E402
-from helpers.optimization import StyleTransfer, StyleTransferConfig, bf16_supported, cached_vgg19  # noqa: E402
+from helpers.device import bf16_supported  # noqa: E402
+from helpers.optimization import StyleTransfer, StyleTransferConfig, cached_vgg19  # noqa: E402
 
 CONTENT, STYLE = "city", "starry_night"
 SECTIONS = ("steps", "quality", "bf16", "previews", "memory", "gpu")
@@ -500,7 +501,7 @@ def cuda_graph_check(px, steps, device):
     with torch.no_grad():
         judge = runs[False].losses
         final = [float(judge(runs[g].image)["total"]) for g in (False, True)]
-    return {"px": px, "steps": steps, "graph_recorded": runs[True]._graph is not None,
+    return {"px": px, "steps": steps, "graph_recorded": runs[True].graph is not None and runs[True].graph.graph is not None,
             "first_loss_no_graph": a[0], "first_loss_graph": b[0],
             "max_relative_difference_first_10_steps": max(abs(x - y) / abs(x) for x, y in zip(a[:10], b[:10])),
             "final_loss_no_graph": final[0], "final_loss_graph": final[1],

@@ -55,7 +55,8 @@ def build_parser():
     g.add_argument("--style-scale", type=float, default=DEFAULTS.style_scale, help="style image size relative to the output (default: %(default)s)")
     g = p.add_argument_group("the optimization")
     g.add_argument("--optimizer", choices=OPTIMIZERS, default=DEFAULTS.optimizer, type=str.lower)
-    g.add_argument("--lr", "--learning-rate", dest="learning_rate", type=float, default=DEFAULTS.learning_rate, help="(default: %(default)s)")
+    g.add_argument("--lr", "--learning-rate", dest="learning_rate", type=float, default=None,
+                   help="step size (default: 0.02 for adam, 1 for lbfgs)")
     g.add_argument("--init", choices=INITS, default=DEFAULTS.init, type=str.lower, help="start from the photo or from noise (default: %(default)s)")
     g.add_argument("--init-image", metavar="PATH", help="start from this image instead")
     g.add_argument("--seed", type=int, default=DEFAULTS.seed)
@@ -194,7 +195,7 @@ def _settings_table(config, engine, last):
         ("precision", (f"{str(engine.autocast_dtype).removeprefix('torch.')} features, float32 losses"
                        if engine.autocast_dtype else "float32")
                       + (", each step replayed as a CUDA graph" if engine.use_cuda_graph else "")),
-        ("optimizer", f"{config.optimizer}, lr {config.learning_rate:g}, init {config.init}, seed {config.seed}"),
+        ("optimizer", f"{config.optimizer}, lr {config.lr():g}, init {config.init}, seed {config.seed}"),
         ("content", f"{', '.join(config.content_layers)} × {config.content_weight:g}"),
         ("style", f"{', '.join(config.style_layers)} × {config.style_weight:g}"
                   + (f" (layer weights {', '.join(f'{w:g}' for w in config.style_layer_weights)})"

@@ -415,6 +415,95 @@ def check_time_estimate(answer, seconds_per_step, steps, size_px, measured_px):
     return _report([f"{answer:g} s is not it: seconds per step × steps × (size / measured size)²"], "")
 
 
+class _ToyNetwork(torch.nn.Module):
+    """A stand-in for VGG-19 in the loop exercise: one small convolution whose weights require
+    a gradient, so that a loop which optimizes the network instead of the image shows."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = torch.nn.Conv2d(3, 4, 3, padding=1)
+        with torch.no_grad():
+            self.conv.weight.copy_(torch.linspace(-1, 1, self.conv.weight.numel()).view_as(self.conv.weight))
+            self.conv.bias.zero_()
+
+    def forward(self, image):
+        return self.conv(image)
+
+
+def _reference_loop(content, total_loss, steps, learning_rate):
+    image = content.clone().requires_grad_(True)
+    optimizer = torch.optim.Adam([image], lr=learning_rate)
+    for _ in range(steps):
+        optimizer.zero_grad()
+        total_loss(image).backward()
+        optimizer.step()
+        with torch.no_grad():
+            image.clamp_(0, 1)
+    return image.detach()
+
+
+def check_optimization_loop(fn, steps=8, learning_rate=0.05):
+    """Check `fn(model, content, total_loss, steps, learning_rate)`, a learner's style-transfer loop
+    (`total_loss(image)` runs `model` on the image):
+    start from a copy of `content`, take `steps` Adam steps on `total_loss(image)` with
+    respect to the image's pixels, clip to [0, 1] after each, return the image.
+
+    It runs the loop on a toy problem (a small convolution stands in for VGG-19, and the
+    target pushes some pixels past 1) and names the usual slips: optimizing the network
+    instead of the image, a missing `zero_grad`, no clamp, the photo changed in place,
+    a loss detached from the image, or a wrong number of steps.
+    """
+    generator = torch.Generator().manual_seed(0)
+    content = torch.rand(1, 3, 12, 10, generator=generator)
+    network = _ToyNetwork()
+    weights_before = [p.detach().clone() for p in network.parameters()]
+    target = network(torch.full_like(content, 1.6)).detach()  # reachable only above 1
+    calls, stale_grad = [], []
+
+    def total_loss(image):
+        # Called once per step: the image's gradient must be empty here, or the steps add up.
+        grad = getattr(image, "grad", None)
+        if calls and grad is not None and grad.abs().sum() > 0:
+            stale_grad.append(len(calls))
+        calls.append(image)
+        return (network(image) - target).pow(2).mean()
+
+    given = content.clone()
+    out, problem = _call(fn, network, given, total_loss, steps, learning_rate)
+    if problem:
+        if "does not require grad" in problem or "does not have a grad_fn" in problem:
+            problem = ("the loss has no gradient with respect to the image: the image needs "
+                       "requires_grad_(True), and the loss must not go through .detach(), .item() or torch.no_grad()")
+        return _report([problem], "")
+    problems = []
+    if not torch.equal(given, content):
+        problems.append("the photo itself was changed: start from content.clone(), never the photo in place")
+    if any(not torch.equal(a, b) for a, b in zip(weights_before, network.parameters())):
+        problems.append("the network's weights changed: give the optimizer the image, Adam([image]), "
+                        "not model.parameters(); VGG-19 stays frozen")
+    if not isinstance(out, torch.Tensor) or out.shape != content.shape:
+        problems.append(f"return the image, a tensor of shape {tuple(content.shape)}; got "
+                        f"{type(out).__name__ if not isinstance(out, torch.Tensor) else tuple(out.shape)}")
+        return _report(problems, "")
+    out = out.detach()
+    if len(calls) != steps:
+        problems.append(f"total_loss was called {len(calls)} times for {steps} steps: call it once per step")
+    if stale_grad:
+        problems.append(f"at step {stale_grad[0] + 1} the image still had the last step's gradient: "
+                        "call optimizer.zero_grad() before each backward(), or the gradients add up")
+    if out.max() > 1 + 1e-6 or out.min() < -1e-6:
+        problems.append(f"pixels ended outside [0, 1] (max {out.max().item():.2f}): clamp the image after "
+                        "each step, inside torch.no_grad()")
+    if torch.equal(out, content):
+        problems.append("the image did not change: did you call loss.backward() and optimizer.step()?")
+    if not problems:
+        want = _reference_loop(content, total_loss, steps, learning_rate)
+        if not _close(out, want, rtol=1e-4, atol=1e-5):
+            problems.append("the image differs from Adam's on the same loss: use torch.optim.Adam([image], "
+                            "lr=learning_rate), one zero_grad, backward and step per step, then the clamp")
+    return _report(problems, f"{steps} Adam steps on the image's pixels, clipped to [0, 1]: that is the whole loop")
+
+
 # --- Notebook 05: the interactive studio --------------------------------------------------
 
 

@@ -6,18 +6,16 @@ as an object that can be run, changed (weights, learning rate) and run again fro
 stopped, which is what the interactive studio needs.
 """
 
-import copy
 import dataclasses
 import math
 import threading
 import time
-import weakref
 from dataclasses import dataclass, field
 
 import torch
 
-from . import color, losses
-from .device import bf16_supported, fp16_tensor_cores, pick_device
+from . import color, losses, speed
+from .device import pick_device
 from .errors import StyleTransferError
 from .color import PRESERVE_COLOR_MODES
 from .images import MIN_SIDE_PX, check_size, load_image
@@ -26,8 +24,12 @@ from .network import (POOLING_NAMES, WEIGHTS_NAMES, check_layers, load_normalize
 
 OPTIMIZERS = ("adam", "lbfgs")
 INITS = ("content", "noise")
-PRECISIONS = ("auto", "float32", "bfloat16", "float16")
+PRECISIONS = speed.PRECISIONS
 PAPER_STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
+#: Each optimizer's own learning rate. Adam's is the largest pixel change per step (the
+#: image is in [0, 1]); L-BFGS's scales the step its line search starts from, and 1 is the
+#: full quasi-Newton step.
+DEFAULT_LEARNING_RATES = {"adam": 0.02, "lbfgs": 1.0}
 
 
 @dataclass
@@ -48,7 +50,7 @@ class StyleTransferConfig:
     style_weight: float = 30.0  #: beta in the paper (30: the paper's α/β = 1e-3 balance, see benchmarks/)
     tv_weight: float = 1.0  #: total variation, against high-frequency noise
     optimizer: str = "adam"  #: "adam" or "lbfgs"
-    learning_rate: float = 0.02  #: Adam: pixel change per step (image in [0, 1]); L-BFGS: 1
+    learning_rate: float = None  #: None: the optimizer's own (DEFAULT_LEARNING_RATES: Adam 0.02, L-BFGS 1)
     init: str = "content"  #: "content" or "noise" (or pass init_image= to stylize)
     seed: int = 0  #: for the noise init and anything random
     device: str = "auto"  #: "auto" (cuda > mps > cpu), "cuda", "mps" or "cpu"
@@ -102,7 +104,8 @@ class StyleTransferConfig:
             if not isinstance(getattr(self, name), bool):
                 raise StyleTransferError(f"{name} must be True or False, got {getattr(self, name)!r}")
         pick_device(self.device)
-        if not (isinstance(self.learning_rate, (int, float)) and math.isfinite(self.learning_rate)
+        if self.learning_rate is not None and not (
+                isinstance(self.learning_rate, (int, float)) and math.isfinite(self.learning_rate)
                 and self.learning_rate > 0):
             raise StyleTransferError(f"learning rate must be a positive number, got {self.learning_rate!r}")
         if not (isinstance(self.style_scale, (int, float)) and math.isfinite(self.style_scale)
@@ -111,6 +114,12 @@ class StyleTransferConfig:
         if not isinstance(self.report_every, int) or self.report_every < 1:
             raise StyleTransferError(f"report_every must be a positive whole number, got {self.report_every!r}")
         return self
+
+    def lr(self):
+        """The learning rate this run uses: `learning_rate`, or the optimizer's own default."""
+        if self.learning_rate is None:
+            return DEFAULT_LEARNING_RATES[self.optimizer]
+        return self.learning_rate
 
     def replace(self, **changes):
         """A copy with some settings changed (unknown names are an error)."""
@@ -177,27 +186,6 @@ def cached_vgg19(weights, pooling, device, normalized=False):
     return _MODELS[key]
 
 
-_LOW_PRECISION = weakref.WeakKeyDictionary()
-
-
-def low_precision_copy(model, dtype):
-    """A copy of `model` whose convolution weights are stored in `dtype` (e.g. bfloat16), cached.
-
-    Under autocast a float32 weight that does not require a gradient is cast again on every
-    forward pass (autocast caches only the casts of trainable leaves): for VGG-19 that is
-    20 million numbers per step. Casting once gives the same numbers without that cost.
-    The preprocessing and everything outside the convolutions stay in float32.
-    """
-    copies = _LOW_PRECISION.setdefault(model, {})
-    if dtype not in copies:
-        low = copy.deepcopy(model)
-        for module in low.modules():
-            if isinstance(module, torch.nn.Conv2d):
-                module.to(dtype)
-        copies[dtype] = low
-    return copies[dtype]
-
-
 class StyleTransfer:
     """The style-transfer engine: targets computed once, then `run(steps)` as often as you like.
 
@@ -235,7 +223,7 @@ class StyleTransfer:
         self.photo = self.content
         self.content, self.styles = color.prepare_inputs(config.preserve_color, self.content, self.styles)
         self.blend = [w / sum(blend) for w in blend]
-        self.autocast_dtype = self._pick_precision()
+        self.autocast_dtype = speed.pick_precision(config.precision, self.device, config.optimizer)
         self._compute_targets()
         generator = torch.Generator().manual_seed(config.seed)
         if init_image is not None:
@@ -258,35 +246,8 @@ class StyleTransfer:
 
     # --- setup ----------------------------------------------------------------------
 
-    def _pick_precision(self):
-        """The dtype of the network's forward pass, or None for float32.
-
-        "auto": bfloat16 where it is fast (CPUs with AVX-512 BF16, GPUs from Ampere on),
-        float16 on GPUs with tensor cores but no bfloat16 (a T4), float32 elsewhere. Gram
-        matrices and losses are float32 in every case.
-        """
-        p = self.config.precision
-        adam = self.config.optimizer == "adam"
-        if p == "auto":
-            p = ("bfloat16" if bf16_supported(self.device) else
-                 "float16" if fp16_tensor_cores(self.device) and adam else "float32")
-        if p == "float16" and not adam:
-            raise StyleTransferError("precision float16 needs the Adam optimizer (its loss scaling "
-                                     "does not fit L-BFGS's line search); use bfloat16 or float32")
-        if p == "float32":
-            return None
-        if self.device.type not in ("cpu", "cuda"):
-            raise StyleTransferError(f"precision {p} is not supported on {self.device.type}; use float32")
-        return getattr(torch, p)
-
     def _features(self, image, layers):
-        image = image.contiguous(memory_format=torch.channels_last)
-        if self.autocast_dtype is None:
-            return self.model(image, layers)
-        # cache_enabled=False: autocast's cache of cast weights must be off inside a CUDA graph,
-        # and is not needed here (the weights were cast once, by low_precision_copy).
-        with torch.autocast(self.device.type, dtype=self.autocast_dtype, cache_enabled=False):
-            return low_precision_copy(self.model, self.autocast_dtype)(image, layers)
+        return speed.network_features(self.model, image, layers, self.autocast_dtype)
 
     @torch.no_grad()
     def _compute_targets(self):
@@ -307,25 +268,24 @@ class StyleTransfer:
 
     def _make_optimizer(self):
         cfg = self.config
+        lr = cfg.lr()
+        if cfg.optimizer == "lbfgs":
+            self.optimizer = torch.optim.LBFGS([self.image], lr=lr, max_iter=1, history_size=50,
+                                               line_search_fn="strong_wolfe")
+            self.scaler = self.graph = None
+            return
         cuda = self.device.type == "cuda"
-        # float16 has a narrow range: gradients this deep in VGG-19 (1e-8 and less) would
-        # underflow to zero, so the loss is scaled up before backward and the gradient back
-        # down before Adam's step (torch.amp.GradScaler, which also skips a step that overflows).
-        self.scaler = torch.amp.GradScaler(self.device.type) if self.autocast_dtype == torch.float16 else None
-        # A CUDA graph records one whole step (forward, backward, Adam, clamp) once and then
-        # replays it with a single launch: at 512 px the GPU is otherwise left waiting for
-        # Python to queue the step's few hundred small kernels.
-        self.use_cuda_graph = cfg.cuda_graphs and cuda and cfg.optimizer == "adam" and self.scaler is None
-        self._graph = None
-        self._warmup_steps = 0
-        if cfg.optimizer == "adam":
-            # fused: one kernel per step on a GPU instead of a dozen small ones; capturable:
-            # its step counter lives on the GPU, so that a graph can replay it
-            self.optimizer = torch.optim.Adam([self.image], lr=cfg.learning_rate, fused=cuda or None,
-                                              capturable=self.use_cuda_graph)
-        else:
-            self.optimizer = torch.optim.LBFGS([self.image], lr=cfg.learning_rate, max_iter=1,
-                                               history_size=50, line_search_fn="strong_wolfe")
+        self.scaler = speed.grad_scaler(self.autocast_dtype, self.device)
+        graph = cfg.cuda_graphs and cuda and self.scaler is None
+        # fused: one kernel per step on a GPU instead of a dozen small ones; capturable: its
+        # step counter lives on the GPU, so that a CUDA graph can replay it
+        self.optimizer = torch.optim.Adam([self.image], lr=lr, fused=cuda or None, capturable=graph)
+        self.graph = speed.CudaGraphStep(self._adam_step, self.optimizer, self.device) if graph else None
+
+    @property
+    def use_cuda_graph(self):
+        """Whether Adam's steps are replayed from a CUDA graph (see `speed.CudaGraphStep`)."""
+        return self.graph is not None and not self.graph.failed
 
     def update(self, **changes):
         """Change settings between steps. Weights, learning rate and report_every take effect
@@ -340,8 +300,9 @@ class StyleTransfer:
             )
         self.config = self.config.replace(**changes).validate()
         for group in self.optimizer.param_groups:
-            group["lr"] = self.config.learning_rate
-        self._graph = None  # weights and learning rate are recorded in it: record it again
+            group["lr"] = self.config.lr()
+        if self.graph is not None:
+            self.graph.reset()  # weights and learning rate are recorded in it: record it again
 
     # --- the objective ----------------------------------------------------------------
 
@@ -349,6 +310,48 @@ class StyleTransfer:
         cfg = self.config
         user = cfg.style_layer_weights or (1.0 / len(cfg.style_layers),) * len(cfg.style_layers)
         return {name: w * self.style_norms[name] for name, w in zip(cfg.style_layers, user)}
+
+    def paper_weights(self, alpha_over_beta):
+        r"""The content, style and style-layer weights that make this engine's loss the paper's
+        $\alpha\mathcal{L}_{content} + \beta\sum_l \frac{1}{L} E_l$ with the given $\alpha/\beta$,
+        up to one overall factor; as a dict for `update(...)`.
+
+        Our terms differ from the paper's raw sums by factors that this engine knows:
+        content: $\text{mean}(F-P)^2 / \text{mean}(P^2) = \frac{2}{N M\,\text{mean}(P^2)} \mathcal{L}_{content}$;
+        style at layer l: $\text{mean}(G-A)^2/\text{mean}(A^2) = \frac{4}{N_l^2\,\text{mean}(A^2)} E_l$
+        (our Gram matrices are the paper's divided by $N_l M_l$). Undoing them per layer gives
+        every style layer the paper's equal weight, and α/β its raw meaning.
+        """
+        alpha, betas = self._paper_factors()
+        # Ours = content_weight·alpha·L_content + Σ_l style_weight·w_l·betas[l]·E_l. The paper's
+        # equal layer weights need w_l ∝ 1/betas[l]; then style_weight·w_l·betas[l] = style_weight/scale
+        # for every layer, and with content_weight = 1 that must be (alpha/α)·β/L.
+        scale = sum(1.0 / b for b in betas.values())
+        return {"content_weight": 1.0,
+                "style_weight": scale * alpha / (alpha_over_beta * len(betas)),
+                "style_layer_weights": tuple(1.0 / (betas[n] * scale) for n in self.config.style_layers)}
+
+    def paper_ratios(self):
+        """α/β in the paper's sense for this engine's current weights, one per style layer:
+        α is our content term's factor on the paper's raw content loss, β the factor on the
+        raw E_l times the number of layers. With `paper_weights` all layers agree; with the
+        default relative weights they don't (our per-layer normalization reweights them)."""
+        alpha, betas = self._paper_factors()
+        weights = self.style_layer_weights()  # w_l already times the layer's normalization
+        cfg = self.config
+        return {n: cfg.content_weight * alpha / (cfg.style_weight * weights[n] / self.style_norms[n] * betas[n] * len(betas))
+                for n in cfg.style_layers}
+
+    def _paper_factors(self):
+        """(a, {layer: b_l}): our content term is a·(the paper's ½Σ(F−P)²) per unit content
+        weight, and our style term at layer l is b_l·E_l per unit of style weight × w_l."""
+        cfg = self.config
+        if len(cfg.content_layers) != 1:
+            raise StyleTransferError("the paper's α/β needs exactly one content layer, as in the paper")
+        (name,) = cfg.content_layers
+        alpha = 2.0 / self.content_targets[name].numel() * self.content_norms[name]
+        betas = {n: 4.0 / self.style_targets[n].shape[-1] ** 2 * self.style_norms[n] for n in cfg.style_layers}
+        return alpha, betas
 
     def losses(self, image):
         """The weighted loss terms of `image`: {"content", "style", "tv", "total"} as tensors."""
@@ -423,8 +426,33 @@ class StyleTransfer:
         return color.finish(self.config.preserve_color, image, self.photo)
 
     def _one_step(self):
-        if self.config.optimizer == "adam":
-            return self._graph_step() if self.use_cuda_graph else self._adam_step()
+        if self.config.optimizer == "lbfgs":
+            return self._lbfgs_step()
+        return self.graph() if self.use_cuda_graph else self._adam_step()
+
+    def _adam_step(self):
+        """One Adam step on the image, then clip it to [0, 1]; returns the loss terms."""
+        self.optimizer.zero_grad(set_to_none=True)
+        terms = self.losses(self.image)
+        self._remember_best(terms["total"])
+        if self.scaler is None:
+            terms["total"].backward()
+            self.optimizer.step()
+        else:  # float16 (speed.grad_scaler)
+            self.scaler.scale(terms["total"]).backward()
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+        with torch.no_grad():
+            self.image.clamp_(0, 1)
+        # Detached: holding on to this step's autograd graph into the next step would keep
+        # its nodes alive across streams (a warning, and a hazard, with CUDA graphs).
+        return {name: value.detach() for name, value in terms.items()}
+
+    def _lbfgs_step(self):
+        """One L-BFGS iteration (a quasi-Newton direction and a strong-Wolfe line search).
+
+        Runs in float32 (speed.pick_precision says why).
+        """
         box = {}
 
         def closure():
@@ -438,62 +466,7 @@ class StyleTransfer:
             return t["total"]
 
         self.optimizer.step(closure)
-        with torch.no_grad():
-            self.image.clamp_(0, 1)
         return {name: value.detach() for name, value in box["terms"].items()}
-
-    def _adam_step(self):
-        """One Adam step on the image, then clip it to [0, 1]; returns the loss terms."""
-        self.optimizer.zero_grad(set_to_none=True)
-        terms = self.losses(self.image)
-        self._remember_best(terms["total"])
-        if self.scaler is None:
-            terms["total"].backward()
-            self.optimizer.step()
-        else:
-            self.scaler.scale(terms["total"]).backward()
-            self.scaler.step(self.optimizer)
-            self.scaler.update()
-        with torch.no_grad():
-            self.image.clamp_(0, 1)
-        # Detached: holding on to this step's autograd graph into the next step would keep
-        # its nodes alive across streams (a warning, and a hazard, with CUDA graphs).
-        return {name: value.detach() for name, value in terms.items()}
-
-    GRAPH_WARMUP_STEPS = 2
-
-    def _graph_step(self):
-        """`_adam_step` on a GPU, replayed from a CUDA graph after a few ordinary steps.
-
-        The first steps run as usual on a side stream (cuDNN picks its kernels, the memory
-        allocator settles), then one step is recorded and replayed from then on. The graph
-        holds its tensors in place: the image, its gradient, Adam's state and the loss terms
-        are the same memory at every replay. Changing a weight records it again (`update`).
-        """
-        if self._graph is None and self._warmup_steps < self.GRAPH_WARMUP_STEPS:
-            self._warmup_steps += 1
-            side = torch.cuda.Stream(self.device)
-            side.wait_stream(torch.cuda.current_stream(self.device))
-            with torch.cuda.stream(side):
-                terms = self._adam_step()
-            torch.cuda.current_stream(self.device).wait_stream(side)
-            return terms
-        if self._graph is None:
-            self.optimizer.zero_grad(set_to_none=True)  # the graph's backward then owns .grad
-            graph = torch.cuda.CUDAGraph()
-            try:
-                with torch.cuda.graph(graph):
-                    terms = self._adam_step()
-            except torch.cuda.OutOfMemoryError:
-                # Recording needs the step's memory a second time: carry on without a graph.
-                self.use_cuda_graph = False
-                del graph
-                self.optimizer.zero_grad(set_to_none=True)
-                torch.cuda.empty_cache()
-                return self._adam_step()
-            self._graph, self._graph_terms = graph, terms
-        self._graph.replay()
-        return self._graph_terms
 
     @torch.no_grad()
     def _remember_best(self, total):
@@ -515,8 +488,9 @@ class StyleTransfer:
                             f"tv {self.config.tv_weight:g}); lower it. Kept the starting image.")
                 return (
                     f"the loss became {what} at step {step}: the learning rate "
-                    f"{self.config.learning_rate:g} is probably too high for {self.config.optimizer}; "
-                    "lower it (Adam: try 0.02, L-BFGS: 1). Kept the last good image."
+                    f"{self.config.lr():g} is probably too high for {self.config.optimizer}; "
+                    f"lower it (the default is {DEFAULT_LEARNING_RATES[self.config.optimizer]:g}). "
+                    "Kept the last good image."
                 )
             self.history.append({"step": step, "content": c, "style": s, "tv": tv, "total": total})
         return None

@@ -28,7 +28,7 @@ from matplotlib.figure import Figure
 
 from .errors import StyleTransferError
 from .images import bundled_images, free_path, images_dir, load_image, save_image, tensor_to_image
-from .optimization import PAPER_STYLE_LAYERS, StyleTransfer, StyleTransferConfig
+from .optimization import DEFAULT_LEARNING_RATES, PAPER_STYLE_LAYERS, StyleTransfer, StyleTransferConfig
 from .plots import plot_losses
 
 STYLE_LAYERS = PAPER_STYLE_LAYERS
@@ -36,7 +36,8 @@ STYLE_LAYERS = PAPER_STYLE_LAYERS
 #: What the sliders hold. A style layer's value is relative: 1 is its default share (1/5).
 _ENGINE = StyleTransferConfig()
 DEFAULT_SETTINGS = {
-    **{name: float(getattr(_ENGINE, name)) for name in ("content_weight", "style_weight", "tv_weight", "learning_rate")},
+    **{name: float(getattr(_ENGINE, name)) for name in ("content_weight", "style_weight", "tv_weight")},
+    "learning_rate": _ENGINE.lr(),
     **{layer: 1.0 for layer in STYLE_LAYERS},
     **{name: getattr(_ENGINE, name) for name in ("size_px", "steps", "optimizer", "init", "pooling",
                                                  "preserve_color", "style_scale")},
@@ -45,8 +46,6 @@ DEFAULT_SETTINGS = {
 LIVE_SETTINGS = ("content_weight", "style_weight", "tv_weight", "learning_rate") + STYLE_LAYERS
 #: Settings that change the targets or the optimizer: the next Run starts again from the start.
 RESTART_SETTINGS = ("size_px", "optimizer", "init", "pooling", "preserve_color", "style_scale")
-#: A good learning rate for each optimizer (Adam: pixel change per step; L-BFGS: 1).
-LEARNING_RATES = {"adam": 0.02, "lbfgs": 1.0}
 #: Uploaded pictures are kept at most this large; runs resize them again to the image size.
 MAX_SOURCE_PX = 1024
 
@@ -539,7 +538,7 @@ class Studio:
     def _on_slider(self, name, value):
         def apply():
             if name == "optimizer":
-                self.sliders["learning_rate"].value = LEARNING_RATES[value]
+                self.sliders["learning_rate"].value = DEFAULT_LEARNING_RATES[value]
             when = self.session.set(**{name: value})
             label = self.sliders[name].description.rstrip(" ×")
             if when == "live":

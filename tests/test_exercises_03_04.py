@@ -150,3 +150,57 @@ def test_time_estimate_checker(capsys):
                          (33.3, "minutes"), (123, "is not it"), ("soon", "one number")]:
         ok, out = run_checker(capsys, exercises.check_time_estimate, answer, 0.5, 1000, 512, 256)
         assert not ok and out.startswith("✗") and says in out, (answer, out)
+
+
+# --- check_optimization_loop (notebook 04) --------------------------------------------------
+
+
+def loop_right(model, content, total_loss, steps, learning_rate):
+    image = content.clone().requires_grad_(True)
+    optimizer = torch.optim.Adam([image], lr=learning_rate)
+    for _ in range(steps):
+        optimizer.zero_grad()
+        loss = total_loss(image)
+        loss.backward()
+        optimizer.step()
+        with torch.no_grad():
+            image.clamp_(0, 1)
+    return image
+
+
+def _loop(*, network=False, zero_grad=True, clamp=True, in_place=False, detach=False, steps_off=0):
+    """The right loop with one slip switched on."""
+    def fn(model, content, total_loss, steps, learning_rate):
+        image = content if in_place else content.clone()
+        image.requires_grad_(True)
+        optimizer = torch.optim.Adam(model.parameters() if network else [image], lr=learning_rate)
+        for _ in range(steps + steps_off):
+            if zero_grad:
+                optimizer.zero_grad()
+            loss = total_loss(image)
+            if detach:
+                loss = loss.detach()
+            loss.backward()
+            optimizer.step()
+            if clamp:
+                with torch.no_grad():
+                    image.clamp_(0, 1)
+        return image
+    return fn
+
+
+def test_the_right_loop_passes(capsys):
+    ok, out = run_checker(capsys, exercises.check_optimization_loop, loop_right)
+    assert ok and out.startswith("✓"), out
+
+
+@pytest.mark.parametrize("slip,says", [
+    ({"network": True}, "network's weights changed"),
+    ({"zero_grad": False}, "zero_grad"),
+    ({"clamp": False}, "outside [0, 1]"),
+    ({"in_place": True}, "photo itself was changed"),
+    ({"detach": True}, "no gradient with respect to the image"),
+    ({"steps_off": 2}, "called 10 times for 8 steps"),
+])
+def test_the_loop_checker_names_each_slip(capsys, slip, says):
+    assert_names_the_slip(capsys, exercises.check_optimization_loop, _loop(**slip), says)

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from helpers import StyleTransfer, StyleTransferConfig, StyleTransferError
-from helpers import optimization
+from helpers import speed
 
 CITY = "images/content/city.jpg"
 STARRY = "images/style/starry_night.jpg"
@@ -37,21 +37,23 @@ def test_float16_with_loss_scaling_reaches_the_float32_loss(caffe_model):
     assert abs(fp16 - fp32) < 0.05 * fp32
 
 
-def test_float16_needs_adam():
-    with pytest.raises(StyleTransferError, match="float16 needs the Adam optimizer"):
+@pytest.mark.parametrize("precision", ["float16", "bfloat16"])
+def test_lbfgs_refuses_low_precision(precision):
+    with pytest.raises(StyleTransferError, match=f"precision {precision} does not work with L-BFGS"):
         StyleTransfer(torch.rand(1, 3, 40, 40), torch.rand(1, 3, 40, 40), size_px=40, weights="random",
-                      precision="float16", optimizer="lbfgs")
+                      precision=precision, optimizer="lbfgs")
 
 
 @pytest.mark.parametrize("bf16,fp16,optimizer,expected", [
     (True, False, "adam", torch.bfloat16),   # a CPU with AVX-512 BF16, an A100, an H100
     (False, True, "adam", torch.float16),    # a T4: tensor cores, no bfloat16
-    (False, True, "lbfgs", None),            # ... but L-BFGS cannot scale its loss
+    (False, True, "lbfgs", None),            # L-BFGS: always float32
+    (True, False, "lbfgs", None),
     (False, False, "adam", None),            # anything else: float32
 ])
 def test_auto_precision_picks_the_fastest_safe_dtype(monkeypatch, bf16, fp16, optimizer, expected):
-    monkeypatch.setattr(optimization, "bf16_supported", lambda device: bf16)
-    monkeypatch.setattr(optimization, "fp16_tensor_cores", lambda device: fp16)
+    monkeypatch.setattr(speed, "bf16_supported", lambda device: bf16)
+    monkeypatch.setattr(speed, "fp16_tensor_cores", lambda device: fp16)
     engine = StyleTransfer(torch.rand(1, 3, 40, 40), torch.rand(1, 3, 40, 40), size_px=40, weights="random",
                            optimizer=optimizer, device="cpu")
     assert engine.autocast_dtype == expected
@@ -66,7 +68,7 @@ def test_no_graph_on_a_cpu():
     engine = StyleTransfer(torch.rand(1, 3, 40, 40), torch.rand(1, 3, 40, 40), size_px=40, weights="random",
                            device="cpu")
     engine.run(3)
-    assert engine.use_cuda_graph is False and engine._graph is None
+    assert engine.use_cuda_graph is False and engine.graph is None
 
 
 # --- on a GPU -------------------------------------------------------------------------------
@@ -83,7 +85,7 @@ def test_a_cuda_graph_takes_the_same_steps_as_plain_pytorch(precision):
     eager, graphed = _pair(precision)
     eager.run(30)
     graphed.run(30)
-    assert graphed.use_cuda_graph and graphed._graph is not None and not eager.use_cuda_graph
+    assert graphed.use_cuda_graph and graphed.graph.graph is not None and not eager.use_cuda_graph
     a = [h["total"] for h in eager.history]
     b = [h["total"] for h in graphed.history]
     # The first steps agree closely; later ones drift only by rounding (cuDNN may pick
@@ -99,10 +101,10 @@ def test_a_cuda_graph_takes_the_same_steps_as_plain_pytorch(precision):
 def test_changing_a_weight_records_the_graph_again():
     _, engine = _pair("bfloat16")
     engine.run(10)
-    first = engine._graph
+    first = engine.graph.graph
     engine.update(style_weight=0.0)
     engine.run(5)
-    assert engine._graph is not None and engine._graph is not first
+    assert engine.graph.graph is not None and engine.graph.graph is not first
     assert engine.history[-1]["style"] == 0.0  # the new weight is in the new graph
 
 
