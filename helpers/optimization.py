@@ -272,7 +272,7 @@ class StyleTransfer:
         if cfg.optimizer == "lbfgs":
             self.optimizer = torch.optim.LBFGS([self.image], lr=lr, max_iter=1, history_size=50,
                                                line_search_fn="strong_wolfe")
-            self.scaler = self.graph = None
+            self.scaler = self.graph = self._last_eval = None
             return
         cuda = self.device.type == "cuda"
         self.scaler = speed.grad_scaler(self.autocast_dtype, self.device)
@@ -301,6 +301,10 @@ class StyleTransfer:
         self.config = self.config.replace(**changes).validate()
         for group in self.optimizer.param_groups:
             group["lr"] = self.config.lr()
+        if self.config.optimizer == "lbfgs":
+            # New weights, a new function: L-BFGS's curvature pairs describe the old one.
+            self.optimizer.state.clear()
+            self._last_eval = None
         if self.graph is not None:
             self.graph.reset()  # weights and learning rate are recorded in it: record it again
 
@@ -320,7 +324,9 @@ class StyleTransfer:
         content: $\text{mean}(F-P)^2 / \text{mean}(P^2) = \frac{2}{N M\,\text{mean}(P^2)} \mathcal{L}_{content}$;
         style at layer l: $\text{mean}(G-A)^2/\text{mean}(A^2) = \frac{4}{N_l^2\,\text{mean}(A^2)} E_l$
         (our Gram matrices are the paper's divided by $N_l M_l$). Undoing them per layer gives
-        every style layer the paper's equal weight, and α/β its raw meaning.
+        every style layer the paper's equal weight, and α/β its raw meaning. Exact when photo and
+        painting have the same size, as in the paper (its raw Gram sums grow with the number of
+        positions; ours are means, so a painting of another size counts the same).
         """
         alpha, betas = self._paper_factors()
         # Ours = content_weight·alpha·L_content + Σ_l style_weight·w_l·betas[l]·E_l. The paper's
@@ -404,7 +410,7 @@ class StyleTransfer:
                         break
                     if callback is not None:
                         elapsed = time.perf_counter() - start
-                        callback(Progress(self.step, end, dict(self.history[-1]), self.shown(self.image.detach()),
+                        callback(Progress(self.step, end, dict(self.history[-1]), self.shown(self.picture()),
                                           elapsed, elapsed / max(1, self.step - first_step)))
         except KeyboardInterrupt:
             stopped = "interrupted"
@@ -413,12 +419,16 @@ class StyleTransfer:
         if stopped:
             final = self.best_image
         else:
-            final = self.image.detach()
+            final = self.picture()
         return StyleTransferResult(
             image=self.shown(final.detach().float()).cpu().clamp(0, 1).contiguous(), history=list(self.history),
             config=self.config, steps_done=self.step, seconds=time.perf_counter() - start,
             stopped=stopped, device=str(self.device),
         )
+
+    def picture(self):
+        """The current image clipped to [0, 1] (L-BFGS's image may stray outside; see `_lbfgs_step`)."""
+        return self.image.detach().clamp(0, 1)
 
     def shown(self, image):
         """The picture to show or save: with preserve_color="luminance" the optimized (grey)
@@ -449,33 +459,55 @@ class StyleTransfer:
         return {name: value.detach() for name, value in terms.items()}
 
     def _lbfgs_step(self):
-        """One L-BFGS iteration (a quasi-Newton direction and a strong-Wolfe line search).
+        """One L-BFGS iteration: a quasi-Newton direction, then a strong-Wolfe line search.
 
-        Runs in float32 (speed.pick_precision says why).
+        The bounds: L-BFGS optimizes an unconstrained image x, and the loss is computed on
+        the picture clamp(x, 0, 1), inside the closure. Its curvature pairs then describe the
+        function it really moves on. Clamping x after each step instead (as Adam's loop does)
+        moves the image behind L-BFGS's back, and not clamping at all lets it settle outside
+        [0, 1], where the picture it leaves is not the one it optimized. Measured at 128 px in
+        float32, 120 network evaluations each, loss of the final picture (start 20.6 / 22.1):
+        city + Starry Night: clamp after each step 1.96, no clamp 1.62, clamp in the closure
+        1.44 (Adam 1.62); cat + graffiti: 16.1, 16.1 (both stalled), 1.81 (Adam 2.14).
+        A sigmoid parametrization did about as well (1.37, 1.84) at the cost of a less
+        obvious picture; the clamp in the closure is what we keep.
         """
         box = {}
 
         def closure():
-            # L-BFGS evaluates this at the current image and at its line search's trial
-            # points: remember the best of all of them, each with the image it was computed for.
+            x = self.image
+            # torch's L-BFGS starts each step by evaluating the point its last line search
+            # ended on, which it has already evaluated: give back that evaluation instead of
+            # paying for a second forward and backward pass.
+            if self._last_eval is not None and torch.equal(self._last_eval[0], x.detach()):
+                _, grad, terms = self._last_eval
+                x.grad = grad.clone()
+                box.setdefault("terms", terms)
+                return terms["total"]
             self.optimizer.zero_grad(set_to_none=True)
-            t = self.losses(self.image)
+            picture = x.clamp(0, 1)
+            t = self.losses(picture)
             t["total"].backward()
-            self._remember_best(t["total"])
-            box.setdefault("terms", t)
-            return t["total"]
+            # L-BFGS also evaluates its line search's trial points: remember the best of all
+            # of them, each with the picture it was computed for.
+            self._remember_best(t["total"], picture)
+            terms = {name: value.detach() for name, value in t.items()}
+            self._last_eval = (x.detach().clone(), x.grad.detach().clone(), terms)
+            box.setdefault("terms", terms)
+            return terms["total"]
 
         self.optimizer.step(closure)
-        return {name: value.detach() for name, value in box["terms"].items()}
+        return box["terms"]
 
     @torch.no_grad()
-    def _remember_best(self, total):
-        # The loss was computed for the image before this step: keep that image if it is the
-        # best so far. torch.where avoids a GPU->CPU sync on every step; copy_ keeps the two
+    def _remember_best(self, total, image=None):
+        # The loss was computed for `image` (by default the image before this step): keep it
+        # if it is the best so far. torch.where avoids a GPU->CPU sync on every step; copy_ keeps the two
         # tensors in place, as a CUDA graph replaying this needs.
         better = torch.isfinite(total) & (total < self.best_loss)
         self.best_loss.copy_(torch.where(better, total.detach(), self.best_loss))
-        self.best_image.copy_(torch.where(better, self.image.detach(), self.best_image))
+        image = self.image if image is None else image
+        self.best_image.copy_(torch.where(better, image.detach(), self.best_image))
 
     def _flush(self, pending):
         values = torch.stack([v for _, v in pending]).float().cpu().tolist()
