@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from . import color, losses
+from . import color, losses, memory
 from .device import bf16_supported, fp16_tensor_cores, pick_device
 from .errors import StyleTransferError
 from .color import PRESERVE_COLOR_MODES
@@ -211,6 +211,8 @@ class StyleTransfer:
         self.config = (config or StyleTransferConfig()).replace(**options).validate()
         config = self.config
         self.device = pick_device(config.device)
+        # A size that cannot fit is refused here, in one line, before anything large is allocated.
+        memory.check_fits(config, content, style, device=self.device, precision=self._pick_precision())
         if self.device.type == "cuda":
             torch.backends.cudnn.benchmark = True  # the image size is fixed: let cuDNN pick its fastest kernels
         self.model = model if model is not None else cached_vgg19(
@@ -405,6 +407,13 @@ class StyleTransfer:
                                           elapsed, elapsed / max(1, self.step - first_step)))
         except KeyboardInterrupt:
             stopped = "interrupted"
+        except (RuntimeError, MemoryError) as err:  # out of memory: a state, like Ctrl-C, not a crash
+            if not memory.is_out_of_memory(err):
+                raise
+            stopped = memory.out_of_memory_message(err, self.device, self.config.size_px, self.step + 1)
+        if memory.ran_out_of_memory(stopped):
+            self.optimizer.zero_grad(set_to_none=True)
+            memory.release_memory(self.device)
         if pending:
             stopped = self._flush(pending) or stopped
         if stopped:
