@@ -364,3 +364,17 @@ def test_studio_refuses_a_size_that_cannot_fit_and_caps_its_slider(monkeypatch):
     fits = studio.session.largest_size_px()  # for the bundled city photo and The Starry Night
     assert slider.max <= fits < slider.max + 32 and slider.value == slider.max
     assert studio.session.settings["size_px"] == slider.value
+
+
+def test_notebooks_fit_their_sizes_to_the_memory_they_got(monkeypatch, capsys):
+    from helpers.notebook import NotebookRun
+
+    run = NotebookRun(name="06", quick=False, device=torch.device("cpu"))
+    monkeypatch.setattr(memory, "available_bytes", lambda device=None: 2 * 10 ** 9)
+    fits = run.fit_size(4096)
+    assert fits % 32 == 0 and 256 < fits < 4096
+    assert "4096 px would not fit" in capsys.readouterr().out
+    assert run.fit_size(256) == 256
+    expected = [512, 1024, fits] if fits > 1024 else [512, fits]
+    assert run.fit_sizes((512, 1024, 4096)) == expected
+    assert run.fit_sizes((128, 256)) == [128, 256]
