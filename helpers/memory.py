@@ -119,8 +119,8 @@ def _dtype_name(precision):
 
 
 def _forward_bytes(h, w, layers, style_layers, content_layers, act, pooling, low_precision):
-    """What one forward pass over the optimized image keeps for backward, and the largest
-    activation. Walks VGG-19's layers up to the deepest one asked for.
+    """Bytes that one forward pass over the optimized image keeps for backward, walking
+    VGG-19's layers up to the deepest one asked for.
 
     Each convolution keeps its input, which is the previous ReLU's output (the ReLUs work in
     place, so a conv's output and its ReLU's share memory): one tensor per convolution. A
@@ -145,7 +145,7 @@ def _forward_bytes(h, w, layers, style_layers, content_layers, act, pooling, low
     return saved
 
 
-def _image_layer_bytes(shape, layers, pooling):
+def _image_layer_bytes(shape, layers):
     """Activations of a no-grad forward pass (the targets): what the layers asked for keep, plus
     the two largest tensors alive at once."""
     h, w = shape
@@ -208,9 +208,9 @@ def estimate_run(config, shape, style_shapes=(), *, device="cpu", precision=None
     targets = sum(BLOCK_CHANNELS[int(n[4])] ** 2 * 4 for n in style_layers) * 2
     targets += sum(_layer_numbers(shape, n) * 4 for n in content_layers)
     parts["targets"] = targets
-    before_run = max(_image_layer_bytes(s, style_layers, config.pooling) for s in style_shapes)
+    before_run = max(_image_layer_bytes(s, style_layers) for s in style_shapes)
     if content_layers:
-        before_run = max(before_run, _image_layer_bytes(shape, content_layers, config.pooling))
+        before_run = max(before_run, _image_layer_bytes(shape, content_layers))
     during_run = parts["activations"] + parts["backward"] + parts["optimizer"]
     if before_run > during_run:
         parts["targets"] += before_run - during_run
