@@ -43,6 +43,10 @@ CPU_RUNTIME_BYTES = 150e6
 #: in float32 maps of 64 channels at full size. In bfloat16 the Gram matrices' float32 copies,
 #: freed as the backward pass begins, make room for most of it.
 BACKWARD_WORKSPACE = 2.2
+#: From the GPU benchmark on an H200 only (benchmarks/results/cuda-nvidia-h200.json: the largest
+#: sizes that fit in 14.5 GiB): float32 convolutions on a GPU take this much more working
+#: memory (cuDNN's workspace), in the same units; bfloat16 and float16 matched without it.
+CUDA_FLOAT32_WORKSPACE = 2.8
 #: Sizes suggested instead are rounded down to a multiple of this.
 SIZE_STEP_PX = 32
 #: Of the free memory, a suggested size leaves this share unused, for the estimate's error.
@@ -62,9 +66,13 @@ class MemoryEstimate:
     precision: str  #: of the network's features: "float32", "bfloat16" or "float16"
     optimizer: str
     parts: dict = field(default_factory=dict)  #: part -> bytes
+    #: Memory a speed-up would take on top, if it is there; without it the run goes on
+    #: without the speed-up (the CUDA graph's second copy of the step).
+    optional: dict = field(default_factory=dict)
 
     @property
     def total(self):
+        """What the run needs: the sum of the parts (not the optional ones)."""
         return sum(self.parts.values())
 
     def describe(self):
@@ -74,6 +82,8 @@ class MemoryEstimate:
                  f"about {_gb(self.total)}"]
         for name, value in sorted(self.parts.items(), key=lambda kv: -kv[1]):
             lines.append(f"  {name:<22} {value / 1e6:10.0f} MB")
+        for name, value in self.optional.items():
+            lines.append(f"  {name:<22} {value / 1e6:10.0f} MB more if free (else the run goes without it)")
         return "\n".join(lines)
 
 
@@ -176,8 +186,8 @@ def estimate_run(config, shape, style_shapes=(), *, device="cpu", precision=None
     The parts: VGG-19's activations kept for backward (to the deepest layer asked for; the
     largest part by far), the backward pass's working memory, the images and the
     optimizer's state (Adam: 2 numbers per pixel and channel; L-BFGS: up to 100), the
-    targets, the weights, and on a GPU with CUDA graphs the recorded step's second copy.
-    It is about proportional to the number of pixels.
+    targets, the weights; and, as `optional`, on a GPU with CUDA graphs the recorded step's
+    second copy. It is about proportional to the number of pixels.
     """
     device = torch.device(device)
     h, w = shape
@@ -194,7 +204,8 @@ def estimate_run(config, shape, style_shapes=(), *, device="cpu", precision=None
     parts["activations"] = _forward_bytes(h, w, layers, style_layers, content_layers, act,
                                           config.pooling, low)
     gram_copies = sum(_layer_numbers(shape, n) * 4 for n in style_layers) if low else 0
-    parts["backward"] = max(0, BACKWARD_WORKSPACE * BLOCK_CHANNELS[1] * h * w * 4 - gram_copies)
+    workspace = BACKWARD_WORKSPACE + (CUDA_FLOAT32_WORKSPACE if device.type == "cuda" and not low else 0)
+    parts["backward"] = max(0, workspace * BLOCK_CHANNELS[1] * h * w * 4 - gram_copies)
     # The image, its gradient, the best image so far, the photo (twice with colour preservation).
     images = 4 + (config.preserve_color != "none")
     parts["images"] = 4 * (pixels * images + sum(3 * sh * sw for sh, sw in style_shapes))
@@ -218,13 +229,17 @@ def estimate_run(config, shape, style_shapes=(), *, device="cpu", precision=None
         parts["network"] = NETWORK_NUMBERS * (4 + (act if low else 0))
     if device.type == "cpu":
         parts["runtime"] = CPU_RUNTIME_BYTES
+    optional = {}
     if (device.type == "cuda" and config.cuda_graphs and config.optimizer == "adam"
             and name != "float16"):
         # The recorded step lives in the graph's own memory pool, beside the memory of the
-        # ordinary steps before it, which PyTorch's allocator keeps cached.
-        parts["cuda graph copy"] = parts["activations"] + parts["backward"]
+        # ordinary steps before it, which PyTorch's allocator keeps cached and cannot give
+        # back while recording. Where that does not fit, the engine records no graph and runs
+        # each step from Python (StyleTransfer._graph_step): the run itself needs one copy.
+        optional["cuda graph copy"] = int(parts["activations"] + parts["backward"])
     return MemoryEstimate(size_px=max(shape), shape=tuple(shape), device=str(device), precision=name,
-                          optimizer=config.optimizer, parts={k: int(v) for k, v in parts.items()})
+                          optimizer=config.optimizer, parts={k: int(v) for k, v in parts.items()},
+                          optional=optional)
 
 
 def _layer_numbers(shape, name):
