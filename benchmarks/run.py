@@ -19,7 +19,10 @@ Figures:
    torch.cuda.max_memory_allocated on a GPU, in process, after two warm-up steps;
 4. previews: the cost of a callback that copies the image to the CPU every 10 steps;
 5. bfloat16 against float32: the same run in both, judged by float32 losses and pixels;
-6. on a GPU only: seconds per step at 512, 1024 and 2048 px (also without the CUDA graph,
+6. helpers.memory's estimate of a run's peak against the measured one (peak RSS in a fresh
+   process on a CPU, torch.cuda.max_memory_allocated on a GPU), at several sizes, in float32
+   and bfloat16, with Adam and L-BFGS (section "estimate");
+7. on a GPU only: seconds per step at 512, 1024 and 2048 px (also without the CUDA graph,
    in float16 and in float32), a check that the graph takes the same steps, and the
    largest size whose run fits in a Colab T4's 16 GB (14.5 GiB for PyTorch), found with
    torch.cuda.set_per_process_memory_fraction, for the helpers in auto precision,
@@ -58,7 +61,7 @@ FULL = {
     "quality_px": 128, "reference_steps": 1000, "helpers_max_steps": 1000, "chunk": 50, "bf16_steps": None,
     "memory_sizes": [256, 512, 1024], "memory_steps": 1,  # the first step reaches the peak
     # (size, precision, optimizer, steps): L-BFGS's history grows by one pair a step, up to 50
-    "estimate_runs": [(px, precision, "adam", 2) for px in (128, 256, 512, 768)
+    "estimate_runs": [(px, precision, "adam", 2) for px in (128, 256, 512, 768, 1024)
                       for precision in ("float32", "bfloat16")]
                      + [(px, precision, "lbfgs", 3) for px in (256, 512) for precision in ("float32", "bfloat16")]
                      + [(128, "float32", "lbfgs", 60)],
@@ -665,6 +668,9 @@ def plot(results, path):
     groups = [("", results.get("seconds_per_step", []))]
     if results.get("gpu"):
         groups.append(("GPU ", [r for r in results["gpu"]["steps"] if "error" not in r]))
+    if not any(rows for _, rows in groups):  # nothing timed (e.g. --only estimate in a new folder)
+        plt.close(fig)
+        return
     for prefix, rows in groups:
         pixels = [r["hw"][0] * r["hw"][1] for r in rows]
         ax.plot(pixels, [r["reference_s_per_step"] for r in rows], "o--", label=prefix + "reference (classic loop)")
