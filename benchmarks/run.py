@@ -19,7 +19,10 @@ Figures:
    torch.cuda.max_memory_allocated on a GPU, in process, after two warm-up steps;
 4. previews: the cost of a callback that copies the image to the CPU every 10 steps;
 5. bfloat16 against float32: the same run in both, judged by float32 losses and pixels;
-6. on a GPU only: seconds per step at 512, 1024 and 2048 px (also without the CUDA graph,
+6. helpers.memory's estimate of a run's peak against the measured one (peak RSS in a fresh
+   process on a CPU, torch.cuda.max_memory_allocated on a GPU), at several sizes, in float32
+   and bfloat16, with Adam and L-BFGS (section "estimate");
+7. on a GPU only: seconds per step at 512, 1024 and 2048 px (also without the CUDA graph,
    in float16 and in float32), a check that the graph takes the same steps, and the
    largest size whose run fits in a Colab T4's 16 GB (14.5 GiB for PyTorch), found with
    torch.cuda.set_per_process_memory_fraction, for the helpers in auto precision,
@@ -51,13 +54,18 @@ from helpers.device import bf16_supported  # noqa: E402
 from helpers.optimization import StyleTransfer, StyleTransferConfig, cached_vgg19  # noqa: E402
 
 CONTENT, STYLE = "city", "starry_night"
-SECTIONS = ("steps", "quality", "bf16", "previews", "memory", "gpu")
+SECTIONS = ("steps", "quality", "bf16", "previews", "memory", "estimate", "gpu")
 GIB = 1024 ** 3
 
 FULL = {
     "step_sizes": [128, 256, 512], "step_rounds": {128: 10, 256: 6, 512: 3},
     "quality_px": 128, "reference_steps": 1000, "helpers_max_steps": 1000, "chunk": 50, "bf16_steps": None,
     "memory_sizes": [256, 512, 1024], "memory_steps": 1,  # the first step reaches the peak
+    # (size, precision, optimizer, steps): L-BFGS's history grows by one pair a step, up to 50
+    "estimate_runs": [(px, precision, "adam", 2) for px in (128, 256, 512, 768, 1024)
+                      for precision in ("float32", "bfloat16")]
+                     + [(px, precision, "lbfgs", 3) for px in (256, 512) for precision in ("float32", "bfloat16")]
+                     + [(128, "float32", "lbfgs", 60)],
     "preview_px": 256, "preview_rounds": 3, "preview_block": 10,
     "gpu_sizes": [512, 1024, 2048], "gpu_block": {512: 50, 1024: 20, 2048: 5},
     "gpu_fit_sizes": [1024, 1536, 2048, 2560, 3072, 3584, 4096, 5120],
@@ -67,6 +75,7 @@ QUICK = {
     "step_sizes": [48, 64], "step_rounds": {48: 2, 64: 2},
     "quality_px": 48, "reference_steps": 20, "helpers_max_steps": 20, "chunk": 10, "bf16_steps": 20,
     "memory_sizes": [48], "memory_steps": 1,
+    "estimate_runs": [(64, "float32", "adam", 1)],
     "preview_px": 48, "preview_rounds": 1, "preview_block": 10,
     "gpu_sizes": [64, 128], "gpu_block": {64: 2, 128: 2},
     "gpu_fit_sizes": [64, 128], "gpu_fit_gib": 14.5,
@@ -367,9 +376,10 @@ def peak_rss():
         return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
-def probe_memory(kind, px, steps, device_name):
+def probe_memory(kind, px, steps, device_name, precision="auto", optimizer="adam"):
     """Run in a child process on a CPU: build one engine, take `steps` steps, print the peak RSS.
     (A GPU is probed in process: `probe_cuda_in_process`.)"""
+    rss_import = _status_kib("VmRSS")  # the libraries alone, before any network is loaded
     device = helpers.pick_device(device_name)
     # Both load their network before the baseline: the reference a float32 copy, the helpers their cache.
     defaults = StyleTransferConfig()
@@ -381,21 +391,74 @@ def probe_memory(kind, px, steps, device_name):
         for _ in range(steps):
             engine.step()
     else:
-        engine = make_helpers(px, device)
+        engine = make_helpers(px, device, precision=precision, optimizer=optimizer,
+                              learning_rate=1.0 if optimizer == "lbfgs" else defaults.learning_rate)
         engine.run(steps)
-    out = {"kind": kind, "px": px, "rss_peak_bytes": peak_rss(), "rss_before_bytes": before}
+    out = {"kind": kind, "px": px, "rss_peak_bytes": peak_rss(), "rss_before_bytes": before,
+           "rss_import_bytes": rss_import}
+    if kind != "reference":
+        out["hw"] = list(engine.content.shape[-2:])
+        out["precision"] = str(engine.autocast_dtype or torch.float32).removeprefix("torch.")
     print("PROBE " + json.dumps(out))
 
 
-def run_probe(kind, px, steps, device, timeout=1800):
+def run_probe(kind, px, steps, device, timeout=1800, precision="auto", optimizer="adam"):
     command = [sys.executable, str(Path(__file__).resolve()), "--probe", kind, "--size", str(px),
-               "--steps", str(steps), "--device", str(device), "--threads", str(torch.get_num_threads())]
+               "--steps", str(steps), "--device", str(device), "--threads", str(torch.get_num_threads()),
+               "--precision", precision, "--optimizer", optimizer]
     done = subprocess.run(command, capture_output=True, text=True, timeout=timeout)
     for line in done.stdout.splitlines():
         if line.startswith("PROBE "):
             return json.loads(line[6:])
     tail = (done.stderr or done.stdout).strip().splitlines()[-1:] or ["no output"]
     return {"kind": kind, "px": px, "error": tail[0][:300]}
+
+
+def estimate_vs_measured(cfg, device):
+    """helpers.memory's estimate of a run's peak against the measured peak, at several sizes, in
+    both precisions and with both optimizers. On a CPU the measure is the peak RSS of a fresh
+    process less its RSS after importing the libraries (what the estimate is compared with free
+    memory for); on a GPU torch.cuda.max_memory_allocated over the whole run in process."""
+    from helpers import memory
+
+    rows = []
+    content = helpers.bundled_images("content")[CONTENT]
+    style = helpers.bundled_images("style")[STYLE]
+    for px, precision, optimizer, steps in cfg["estimate_runs"]:
+        if precision == "bfloat16" and not bf16_supported(device):
+            continue
+        config = StyleTransferConfig(size_px=px, device=str(device), precision=precision, optimizer=optimizer,
+                                     steps=steps)
+        estimate = memory.estimate_for(config, content, style, device=device)
+        row = {"px": px, "precision": precision, "optimizer": optimizer, "steps": steps,
+               "estimate_bytes": estimate.total, "estimate_parts": estimate.parts}
+        if device.type == "cuda":
+            import gc
+            gc.collect()
+            torch.cuda.empty_cache()
+            base = torch.cuda.memory_allocated(device)
+            torch.cuda.reset_peak_memory_stats(device)
+            try:
+                engine = make_helpers(px, device, precision=precision, optimizer=optimizer, steps=steps,
+                                      learning_rate=1.0 if optimizer == "lbfgs" else 0.02)
+                engine.run(steps)
+                sync(device)
+                row["measured_bytes"] = torch.cuda.max_memory_allocated(device) - base
+                row["measure"] = "torch.cuda.max_memory_allocated"
+            except torch.cuda.OutOfMemoryError as err:
+                row["error"] = "out of memory: " + str(err).splitlines()[0][:200]
+            engine = None
+        else:
+            probe = run_probe("helpers", px, steps, device, precision=precision, optimizer=optimizer)
+            if "error" in probe:
+                row["error"] = probe["error"]
+            else:
+                row["measured_bytes"] = probe["rss_peak_bytes"] - probe["rss_import_bytes"]
+                row["measure"] = "peak RSS - RSS after import"
+        if "measured_bytes" in row:
+            row["ratio"] = row["estimate_bytes"] / row["measured_bytes"]
+        rows.append(row)
+    return rows
 
 
 def peak_memory(cfg, device):
@@ -544,6 +607,20 @@ def table(results):
                             if "helpers_run_mib" in row else ""))
         else:
             lines.append(f"peak memory at {row['px']} px: failed ({row['reference'].get('error') or row['helpers'].get('error')})")
+    rows = results.get("memory_estimate", [])
+    if rows:
+        lines.append("")
+        lines.append("memory estimate (helpers.memory) against the measured peak; target within ±25%")
+        lines.append("   px  precision  optimizer  steps   estimate   measured   estimate/measured")
+    for row in rows:
+        head = f"{row['px']:>5}  {row['precision']:<9}  {row['optimizer']:<9}  {row['steps']:>5}  "
+        if "ratio" in row:
+            lines.append(head + f"{row['estimate_bytes'] / 2 ** 20:7.0f}MiB {row['measured_bytes'] / 2 ** 20:7.0f}MiB"
+                         f"   {row['ratio']:6.2f}" + ("" if 0.75 <= row["ratio"] <= 1.25 else "   (outside ±25%)"))
+        else:
+            lines.append(head + f"failed ({row.get('error')})")
+    if rows:
+        lines.append("")
     p = results.get("previews")
     if p:
         lines.append(f"previews every 10 steps at {p['px']} px        {p['plain_s_per_step']:8.3f}s "
@@ -592,6 +669,9 @@ def plot(results, path):
     groups = [("", results.get("seconds_per_step", []))]
     if results.get("gpu"):
         groups.append(("GPU ", [r for r in results["gpu"]["steps"] if "error" not in r]))
+    if not any(rows for _, rows in groups):  # nothing timed (e.g. --only estimate in a new folder)
+        plt.close(fig)
+        return
     for prefix, rows in groups:
         pixels = [r["hw"][0] * r["hw"][1] for r in rows]
         ax.plot(pixels, [r["reference_s_per_step"] for r in rows], "o--", label=prefix + "reference (classic loop)")
@@ -630,11 +710,13 @@ def main(argv=None, config=None):
     parser.add_argument("--probe", choices=("reference", "helpers"), help=argparse.SUPPRESS)
     parser.add_argument("--size", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--steps", type=int, default=2, help=argparse.SUPPRESS)
+    parser.add_argument("--precision", default="auto", help=argparse.SUPPRESS)
+    parser.add_argument("--optimizer", default="adam", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
     if args.probe:
-        probe_memory(args.probe, args.size, args.steps, args.device)
+        probe_memory(args.probe, args.size, args.steps, args.device, args.precision, args.optimizer)
         return 0
 
     cfg = config or (QUICK if args.quick else FULL)
@@ -701,6 +783,10 @@ def main(argv=None, config=None):
         say("peak memory")
         mine.add("peak_memory")
         results["peak_memory"] = peak_memory(cfg, device)
+    if "estimate" in only:
+        say("memory estimate against measured peaks")
+        mine.add("memory_estimate")
+        results["memory_estimate"] = estimate_vs_measured(cfg, device)
     if device.type == "cuda" and "gpu" in only:
         say("GPU figures")
         mine.add("gpu")

@@ -6,6 +6,7 @@ The package is cut the way the tutorial is told:
 - `network`      VGG-19 with the original or torchvision weights, named layers
 - `losses`       gram_matrix, content_loss, style_loss, total_variation_loss
 - `optimization` the engine: StyleTransfer, stylize, StyleTransferConfig
+- `memory`       how much a run needs and the machine has: refusing sizes that cannot fit
 - `plots`        image grids, feature maps, Gram heatmaps, loss curves
 - `cli`          `python -m helpers`
 """

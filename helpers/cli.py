@@ -14,6 +14,7 @@ from tqdm.auto import tqdm
 from .device import describe_device, pick_device
 from .errors import StyleTransferError
 from .images import bundled_images, check_image_path, free_path, save_image
+from . import memory
 from .optimization import INITS, OPTIMIZERS, PRECISIONS, StyleTransfer, StyleTransferConfig
 from .color import PRESERVE_COLOR_MODES
 from .export import FrameRecorder, check_gif_path
@@ -122,12 +123,21 @@ def _output_path(args, content, styles):
 
 def run(argv=None):
     args = build_parser().parse_args(argv)
+    try:
+        return _run(args)
+    except memory.NotEnoughMemory as err:  # the same one line, in the flag the reader typed
+        raise StyleTransferError(err.message(None if args.sizes else "--size")) from None
+
+
+def _run(args):
     content = args.content or bundled_images("content")["city"]
     styles = args.style or [bundled_images("style")["starry_night"]]
     config = _config_from(args)
     out = _output_path(args, content, styles)
 
     sizes = parse_sizes(args.sizes) if args.sizes else None
+    # Before anything is loaded or written (the --frames folder included): a size that cannot fit.
+    memory.check_fits(config.replace(size_px=sizes[-1]) if sizes else config, content, styles)
     total_steps = config.steps * (len(sizes) if sizes else 1)
     recorder = _frame_recorder(args, total_steps)
     if sizes:
@@ -156,6 +166,9 @@ def run(argv=None):
     else:
         result = engine.run(callback=on_progress)
     bar.close()
+    if memory.ran_out_of_memory(result.stopped) and result.steps_done == 0:
+        print(f"error: {result.stopped} Nothing was written.", file=sys.stderr)
+        return 2
     metadata = {"Software": "nst-tutorial-helpers (python -m helpers)",
                 "Settings": repr(config.as_dict()), "Content": str(content),
                 "Style": ", ".join(map(str, styles))}
@@ -168,7 +181,8 @@ def run(argv=None):
               file=sys.stderr)
         return 130
     if result.stopped:
-        print(f"error: {result.stopped} Saved it to {out}", file=sys.stderr)
+        kept = "the best image so far" if memory.ran_out_of_memory(result.stopped) else "it"
+        print(f"error: {result.stopped} Saved {kept} to {out}", file=sys.stderr)
         return 1
     last = result.history[-1]
     print(f"Saved {out} ({w}×{h} px, {result.steps_done} steps in {result.seconds:.1f} s, "
@@ -216,6 +230,12 @@ def main(argv=None):
         return run(argv)
     except StyleTransferError as err:
         print(f"error: {err}", file=sys.stderr)
+        return 2
+    except (RuntimeError, MemoryError) as err:  # out of memory before the first step: one line too
+        if not memory.is_out_of_memory(err):
+            raise
+        print(f"error: {memory.out_of_memory_message(err, None, None, None)} Nothing was written.",
+              file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("Interrupted before the run started; nothing was written.", file=sys.stderr)

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from . import color, losses, speed
+from . import color, losses, memory, speed
 from .device import pick_device
 from .errors import StyleTransferError
 from .color import PRESERVE_COLOR_MODES
@@ -199,6 +199,9 @@ class StyleTransfer:
         self.config = (config or StyleTransferConfig()).replace(**options).validate()
         config = self.config
         self.device = pick_device(config.device)
+        self.autocast_dtype = speed.pick_precision(config.precision, self.device, config.optimizer)
+        # A size that cannot fit is refused here, in one line, before anything large is allocated.
+        memory.check_fits(config, content, style, device=self.device, precision=self.autocast_dtype)
         if self.device.type == "cuda":
             torch.backends.cudnn.benchmark = True  # the image size is fixed: let cuDNN pick its fastest kernels
         self.model = model if model is not None else cached_vgg19(
@@ -223,7 +226,6 @@ class StyleTransfer:
         self.photo = self.content
         self.content, self.styles = color.prepare_inputs(config.preserve_color, self.content, self.styles)
         self.blend = [w / sum(blend) for w in blend]
-        self.autocast_dtype = speed.pick_precision(config.precision, self.device, config.optimizer)
         self._compute_targets()
         generator = torch.Generator().manual_seed(config.seed)
         if init_image is not None:
@@ -414,6 +416,13 @@ class StyleTransfer:
                                           elapsed, elapsed / max(1, self.step - first_step)))
         except KeyboardInterrupt:
             stopped = "interrupted"
+        except (RuntimeError, MemoryError) as err:  # out of memory: a state, like Ctrl-C, not a crash
+            if not memory.is_out_of_memory(err):
+                raise
+            stopped = memory.out_of_memory_message(err, self.device, self.config.size_px, self.step + 1)
+        if memory.ran_out_of_memory(stopped):
+            self.optimizer.zero_grad(set_to_none=True)
+            memory.release_memory(self.device)
         if pending:
             stopped = self._flush(pending) or stopped
         if stopped:

@@ -40,7 +40,11 @@ def test_benchmark_writes_results_and_plot(tmp_path, capsys, one_thread):
     quality = results["time_to_quality"]
     assert quality["reference_steps"] == 2 and quality["reference_paper_loss"]["total"] > 0
     assert (tmp_path / f"{slug}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert "time to quality" in capsys.readouterr().out
+    estimate = results["memory_estimate"][0]  # helpers.memory's estimate against a measured peak
+    assert estimate["px"] == 64 and estimate["estimate_bytes"] > 0 and estimate["measured_bytes"] > 0
+    assert abs(estimate["ratio"] - estimate["estimate_bytes"] / estimate["measured_bytes"]) < 1e-9
+    out = capsys.readouterr().out
+    assert "time to quality" in out and "estimate/measured" in out
 
 
 def test_reference_keeps_relu_outputs_under_conv_names(one_thread, random_vgg):
