@@ -9,16 +9,12 @@ import signal
 import sys
 from pathlib import Path
 
-from tqdm.auto import tqdm
-
-from .device import describe_device, pick_device
+# Only what the parser needs is imported here, and none of it imports PyTorch: --help and a
+# bad flag answer at once. The engine and its libraries are imported inside the functions
+# that run it.
+from .config import (INITS, OPTIMIZERS, POOLING_NAMES, PRECISIONS, PRESERVE_COLOR_MODES, WEIGHTS_NAMES,
+                     StyleTransferConfig)
 from .errors import StyleTransferError
-from .images import bundled_images, check_image_path, free_path, save_image
-from .optimization import INITS, OPTIMIZERS, PRECISIONS, StyleTransfer, StyleTransferConfig
-from .color import PRESERVE_COLOR_MODES
-from .export import FrameRecorder, check_gif_path
-from .multiscale import parse_sizes, stylize_multiscale
-from .network import POOLING_NAMES, WEIGHTS_NAMES
 
 DEFAULTS = StyleTransferConfig()
 
@@ -112,6 +108,8 @@ def _config_from(args):
 
 def _output_path(args, content, styles):
     """-o OUTPUT, or CONTENT-STYLE.png under a name that is still free; checked before the run."""
+    from .images import check_image_path, free_path
+
     if args.output:
         out = Path(args.output)
     else:
@@ -122,6 +120,13 @@ def _output_path(args, content, styles):
 
 def run(argv=None):
     args = build_parser().parse_args(argv)
+    from tqdm.auto import tqdm
+
+    from .device import describe_device, pick_device
+    from .images import bundled_images, save_image
+    from .multiscale import parse_sizes, stylize_multiscale
+    from .optimization import StyleTransfer
+
     content = args.content or bundled_images("content")["city"]
     styles = args.style or [bundled_images("style")["starry_night"]]
     config = _config_from(args)
@@ -181,6 +186,8 @@ def _frame_recorder(args, total_steps):
     """A FrameRecorder for --gif/--frames (None without them), with the paths checked before the run."""
     if not (args.gif or args.frames):
         return None
+    from .export import FrameRecorder, check_gif_path
+
     if args.gif:
         check_gif_path(args.gif, args.overwrite)
     if args.gif_every is not None and args.gif_every < 1:
@@ -189,6 +196,8 @@ def _frame_recorder(args, total_steps):
 
 
 def _settings_table(config, engine, last):
+    from .device import describe_device
+
     rows = [
         ("device", describe_device(engine.device)),
         ("weights / pooling", f"{config.weights} / {config.pooling}" + (", normalized" if config.normalized_network else "")),

@@ -17,10 +17,10 @@ import weakref
 
 import torch
 
+from .config import PRECISIONS  # noqa: F401
 from .device import bf16_supported, fp16_tensor_cores
 from .errors import StyleTransferError
 
-PRECISIONS = ("auto", "float32", "bfloat16", "float16")
 
 
 def pick_precision(precision, device, optimizer="adam"):
