@@ -1,5 +1,8 @@
 """Choosing where the optimization runs (a CUDA GPU, an Apple GPU or the CPU), and what it is fast at."""
 
+import platform
+from pathlib import Path
+
 import torch
 
 from .errors import StyleTransferError
@@ -75,3 +78,15 @@ def bf16_supported(device):
         except (AttributeError, RuntimeError):
             return False
     return False
+
+
+def cpu_name():
+    """The CPU's model name, e.g. 'AMD EPYC 9R14' (Linux: /proc/cpuinfo; elsewhere what
+    `platform` knows)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()

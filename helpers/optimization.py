@@ -104,7 +104,7 @@ class StyleTransfer:
         self.photo = self.content
         self.content, self.styles = color.prepare_inputs(config.preserve_color, self.content, self.styles)
         self.blend = [w / sum(blend) for w in blend]
-        self.autocast_dtype = speed.pick_precision(config.precision, self.device, config.optimizer)
+        self.autocast_dtype = speed.pick_precision(config.precision, self.device, config.optimizer, self.model)
         self._compute_targets()
         generator = torch.Generator().manual_seed(config.seed)
         if init_image is not None:
