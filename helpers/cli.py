@@ -75,8 +75,13 @@ def build_parser():
     g.add_argument("--pooling", choices=POOLING_NAMES, default=DEFAULTS.pooling, type=str.lower)
     g.add_argument("--device", default=DEFAULTS.device, help="auto, cuda, mps or cpu (default: %(default)s)")
     g.add_argument("--precision", choices=PRECISIONS, default=DEFAULTS.precision, type=str.lower,
-                   help="auto: bfloat16 where it is fast (recent CPUs and GPUs), float16 on a T4, "
-                        "else float32 (default: %(default)s)")
+                   help="auto: the fastest of float32, bfloat16 and float16 (a T4) that this machine "
+                        "runs, measured once (a few seconds) and cached; never slower than float32. "
+                        "The environment variable NST_PRECISION, if set, overrides it "
+                        "(default: %(default)s)")
+    g.add_argument("--clear-cache", action="store_true",
+                   help="delete what was measured or decoded once and cached (auto's precision, the "
+                        "decoded weights, the normalized network's means) and exit")
     g.add_argument("--no-cuda-graphs", dest="cuda_graphs", action="store_false",
                    help="on a GPU, queue every step from Python instead of replaying a recorded one")
     g.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
@@ -120,6 +125,12 @@ def _output_path(args, content, styles):
 
 def run(argv=None):
     args = build_parser().parse_args(argv)
+    if args.clear_cache:
+        from .network import cache_dir, clear_cache
+
+        removed = clear_cache()
+        print(f"Deleted {len(removed)} cached file{'s' * (len(removed) != 1)} from {cache_dir()}")
+        return 0
     from tqdm.auto import tqdm
 
     from .device import describe_device, pick_device

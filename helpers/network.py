@@ -371,6 +371,19 @@ def cache_dir():
     return Path(base) / "nst-tutorial"
 
 
+def clear_cache():
+    """Delete what the helpers keep in `cache_dir()`: the decoded weights, the normalized
+    network's means and "auto" precision's measurements (`helpers.speed`), so that each is
+    made again when next needed. Returns the paths deleted."""
+    folder = cache_dir()
+    removed = []
+    for path in sorted(folder.glob("vgg19-*.pt")) + [folder / "precision.json"]:
+        if path.is_file():
+            path.unlink()
+            removed.append(path)
+    return removed
+
+
 def load_normalized_vgg19(weights="caffe", pooling="max", device=None):
     """`load_vgg19(weights, pooling)`, normalized (`normalize_vgg19`) with the per-filter
     means of `normalization_means` (measured once over the bundled images, then cached)."""
