@@ -127,10 +127,13 @@ def vgg19_layers(init=True):
                 layers.append(nn.ReLU(inplace=True))
             else:
                 layers.append(nn.MaxPool2d(kernel_size=2, stride=2))
-    stack = nn.Sequential(*layers).to_empty(device="cpu")
-    if init:
-        for module in stack:
-            if isinstance(module, nn.Conv2d):
+    stack = nn.Sequential(*layers)
+    for module in stack:
+        if isinstance(module, nn.Conv2d):
+            # Fresh memory (torch.empty; module.to_empty would import sympy, a second more).
+            module.weight = nn.Parameter(torch.empty(module.weight.shape))
+            module.bias = nn.Parameter(torch.empty(module.bias.shape))
+            if init:
                 nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
                 nn.init.zeros_(module.bias)
     return stack
