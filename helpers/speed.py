@@ -34,8 +34,9 @@ PRECISION_CACHE = "precision.json"
 #: A low precision is chosen only if its step takes at most this share of float32's: a
 #: smaller gain could be noise, and float32 is the exact one.
 FASTER_BY = 0.9
-#: What is timed: a forward and backward pass to these layers (the defaults') at this size.
-MEASURE_PX = 128
+#: What is timed: a forward and backward pass to these layers (the defaults') at this size
+#: (px). On a GPU a small pass is all kernel launches, the same in any precision: 512 px.
+MEASURE_PX = {"cpu": 128, "cuda": 512}
 MEASURE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu4_2", "relu5_1")
 
 
@@ -141,7 +142,7 @@ def measured_precision(device, model=None):
     choice = fastest_precision(seconds)
     _forget_low_precision_copies(model, keep=getattr(torch, choice, None))
     cache = _read_json(path)  # again: another process may have written meanwhile
-    cache[key] = {"precision": choice, "seconds_per_step": seconds, "px": MEASURE_PX,
+    cache[key] = {"precision": choice, "seconds_per_step": seconds, "px": MEASURE_PX.get(device.type, 128),
                   "measured": time.strftime("%Y-%m-%d %H:%M:%S")}
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -151,9 +152,10 @@ def measured_precision(device, model=None):
     return choice
 
 
-def measure_precisions(device, candidates, model=None, px=MEASURE_PX, warmup=2, rounds=5, budget_s=3.0):
-    """Seconds per forward and backward pass of VGG-19 (to `MEASURE_LAYERS`, at `px`, in
-    channels-last layout, as the engine runs it) in each candidate precision: {name: s}.
+def measure_precisions(device, candidates, model=None, px=None, warmup=2, rounds=5, budget_s=3.0):
+    """Seconds per forward and backward pass of VGG-19 (to `MEASURE_LAYERS`, at `px`, by
+    default `MEASURE_PX`, channels-last, as the engine runs it) in each candidate precision:
+    {name: seconds}.
 
     The candidates take turns, so that a machine shared with other work slows them alike,
     and each gets the fastest of its `rounds` (at least two; no more once `budget_s` is
@@ -162,6 +164,7 @@ def measure_precisions(device, candidates, model=None, px=MEASURE_PX, warmup=2, 
     takes about a second or two.
     """
     device = torch.device(device)
+    px = px or MEASURE_PX.get(device.type, 128)
     if model is None:
         from .network import load_vgg19
 
