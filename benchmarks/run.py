@@ -621,15 +621,6 @@ def table(results):
             lines.append(f"    auto ({row['auto_dtype']}) / float32 at {row['px']:>4} px  "
                          f"{row['helpers_float32_s_per_step']:9.3f}s {row['helpers_s_per_step']:9.3f}s   "
                          f"{row['auto_vs_float32']:6.2f}x  <= 1.0x")
-    st = results.get("startup")
-    if st:
-        lines.append(f"start-up, 1 step at 64 px, fresh process  {st['reference_s']:8.2f}s {st['helpers_s']:8.2f}s   "
-                     f"{st['ratio']:6.2f}x  helpers <= 2.5s"
-                     + (f"   (first run on a new machine: {st['helpers_cold_s']:.2f}s)" if "helpers_cold_s" in st else ""))
-    w = results.get("time_to_quality_whole_process")
-    if w and "ratio" in w:
-        lines.append(f"time to quality, whole process            {w['reference_s']:8.1f}s {w['helpers_s']:8.1f}s   "
-                     f"{w['ratio']:6.3f}x  (start-up included)")
     q = results.get("time_to_quality")
     if q and q["ratio"] is not None:
         lines.append(f"time to quality at {q['px']} px ({q['reference_steps']} ref steps)  {q['reference_seconds']:8.1f}s "
@@ -643,6 +634,15 @@ def table(results):
         lines.append(f"    paper loss (content + style): reference after {q['reference_steps']} steps "
                      f"{r['content']:.3g} + {r['style']:.3g}; helpers after {q['helpers_default_steps']} "
                      f"{h['content']:.3g} + {h['style']:.3g}")
+    st = results.get("startup")
+    if st:
+        lines.append(f"start-up, 1 step at 64 px, fresh process  {st['reference_s']:8.2f}s {st['helpers_s']:8.2f}s   "
+                     f"{st['ratio']:6.2f}x  helpers <= 2.5s"
+                     + (f"   (first run on a new machine: {st['helpers_cold_s']:.2f}s)" if "helpers_cold_s" in st else ""))
+    w = results.get("time_to_quality_whole_process")
+    if w and "ratio" in w:
+        lines.append(f"time to quality, whole process            {w['reference_s']:8.1f}s {w['helpers_s']:8.1f}s   "
+                     f"{w['ratio']:6.3f}x  (start-up included)")
     for row in results.get("peak_memory", []):
         if "ratio" in row:
             lines.append(f"peak memory at {row['px']:>4} px ({row['measure']})"[:40].ljust(40)
