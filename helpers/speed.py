@@ -25,6 +25,7 @@ from .config import PRECISIONS
 from .device import bf16_supported, cpu_name, fp16_tensor_cores
 from .errors import StyleTransferError
 from .images import write_atomically
+from .network import cache_dir
 
 #: Set to float32, bfloat16, float16 or auto, this overrides every run's `precision`
 #: (notebooks, studio and command line alike). L-BFGS stays float32 whatever it says.
@@ -120,13 +121,11 @@ def fastest_precision(seconds):
 
 
 def precision_cache_path():
-    from .network import cache_dir
-
     return cache_dir() / PRECISION_CACHE
 
 
 def measured_precision(device, model=None):
-    """"auto"'s answer on `device`: float32 where nothing else is a candidate; else what the
+    """What "auto" means on `device`: float32 where nothing else is a candidate; else what the
     cache (`precision_cache_path`) says for this machine (`machine_key`), else measured now
     (`measure_precisions`, a few seconds) and written to the cache. Delete the cache file,
     or run `python -m helpers --clear-cache`, to measure again."""
