@@ -5,7 +5,9 @@ The package is cut the way the tutorial is told:
 - `images`       load, convert, save and find pictures (RGB in [0, 1] everywhere)
 - `network`      VGG-19 with the original or torchvision weights, named layers
 - `losses`       gram_matrix, content_loss, style_loss, total_variation_loss
-- `optimization` the engine: StyleTransfer, stylize, StyleTransferConfig
+- `config`       StyleTransferConfig: every setting and the values it may take
+- `optimization` the engine: StyleTransfer, stylize
+- `speed`        what makes a step fast without changing it (precision "auto" measures)
 - `plots`        image grids, feature maps, Gram heatmaps, loss curves
 - `cli`          `python -m helpers`
 """
