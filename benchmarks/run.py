@@ -19,7 +19,15 @@ Figures:
    torch.cuda.max_memory_allocated on a GPU, in process, after two warm-up steps;
 4. previews: the cost of a callback that copies the image to the CPU every 10 steps;
 5. bfloat16 against float32: the same run in both, judged by float32 losses and pixels;
-6. on a GPU only: seconds per step at 512, 1024 and 2048 px (also without the CUDA graph,
+6. helpers.memory's estimate of a run's peak against the measured one (peak RSS in a fresh
+   process on a CPU, torch.cuda.max_memory_allocated on a GPU), at several sizes, in float32
+   and bfloat16, with Adam and L-BFGS (section "estimate");
+7. start-up: the wall time of a fresh `python -m helpers --size 64 --steps 1` (import,
+   weights, one step), beside the classic loop's (torch and torchvision imported, the weights
+   decoded, one step), warm (caches filled) and, in the full run, cold (a new machine: weights
+   decoded and "auto" precision measured); and time to quality as a whole process, start-up
+   included; with "auto" precision's choice and the timings it was based on;
+7. on a GPU only: seconds per step at 512, 1024 and 2048 px (also without the CUDA graph,
    in float16 and in float32), a check that the graph takes the same steps, and the
    largest size whose run fits in a Colab T4's 16 GB (14.5 GiB for PyTorch), found with
    torch.cuda.set_per_process_memory_fraction, for the helpers in auto precision,
@@ -47,43 +55,42 @@ import torch  # noqa: E402
 
 import helpers  # noqa: E402
 from benchmarks.reference_loop import ReferenceLoop  # noqa: E402
-from helpers.device import bf16_supported  # noqa: E402
+from helpers import speed  # noqa: E402
+from helpers.device import bf16_supported, cpu_name  # noqa: E402
 from helpers.optimization import StyleTransfer, StyleTransferConfig, cached_vgg19  # noqa: E402
 
 CONTENT, STYLE = "city", "starry_night"
-SECTIONS = ("steps", "quality", "bf16", "previews", "memory", "gpu")
+SECTIONS = ("steps", "quality", "startup", "bf16", "previews", "memory", "estimate", "gpu")
 GIB = 1024 ** 3
 
 FULL = {
     "step_sizes": [128, 256, 512], "step_rounds": {128: 10, 256: 6, 512: 3},
     "quality_px": 128, "reference_steps": 1000, "helpers_max_steps": 1000, "chunk": 50, "bf16_steps": None,
     "memory_sizes": [256, 512, 1024], "memory_steps": 1,  # the first step reaches the peak
+    # (size, precision, optimizer, steps): L-BFGS's history grows by one pair a step, up to 50
+    "estimate_runs": [(px, precision, "adam", 2) for px in (128, 256, 512, 768, 1024)
+                      for precision in ("float32", "bfloat16")]
+                     + [(px, precision, "lbfgs", 3) for px in (256, 512) for precision in ("float32", "bfloat16")]
+                     + [(128, "float32", "lbfgs", 60)],
     "preview_px": 256, "preview_rounds": 3, "preview_block": 10,
     "gpu_sizes": [512, 1024, 2048], "gpu_block": {512: 50, 1024: 20, 2048: 5},
     "gpu_fit_sizes": [1024, 1536, 2048, 2560, 3072, 3584, 4096, 5120],
     "gpu_fit_gib": 14.5,  # a T4's "16 GB" are about 14.7 GiB to PyTorch, less the CUDA context
+    "startup_rounds": 5, "startup_warmup": True, "startup_cold": True,
 }
 QUICK = {
     "step_sizes": [48, 64], "step_rounds": {48: 2, 64: 2},
     "quality_px": 48, "reference_steps": 20, "helpers_max_steps": 20, "chunk": 10, "bf16_steps": 20,
     "memory_sizes": [48], "memory_steps": 1,
+    "estimate_runs": [(64, "float32", "adam", 1)],
     "preview_px": 48, "preview_rounds": 1, "preview_block": 10,
     "gpu_sizes": [64, 128], "gpu_block": {64: 2, 128: 2},
     "gpu_fit_sizes": [64, 128], "gpu_fit_gib": 14.5,
+    "startup_rounds": 1, "startup_warmup": False, "startup_cold": False,
 }
 
 
 # --- the machine -------------------------------------------------------------------------
-
-def cpu_name():
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
 
 def describe_machine(device):
     info = {
@@ -175,10 +182,99 @@ def steps_interleaved(px, rounds, block, device, model, variants=None):
     result["ratio_per_round_min_max"] = [min(per_round), max(per_round)]
     for name in variants or {}:
         result["ratio_" + name.removeprefix("helpers_")] = result[name + "_s_per_step"] / ref
+    if "helpers_float32_s_per_step" in result:  # the defaults' "auto" precision against float32
+        result["auto_vs_float32"] = result["helpers_s_per_step"] / result["helpers_float32_s_per_step"]
+        result["auto_dtype"] = str(engines["helpers"].autocast_dtype or torch.float32).removeprefix("torch.")
     engines.clear()
     if device.type == "cuda":
         torch.cuda.empty_cache()
     return result
+
+
+# --- start-up, and "auto" precision's choice ----------------------------------------------
+
+#: The classic loop's start-up, in a fresh process: what a tutorial notebook's first cells do
+#: (import torch and torchvision, build torchvision's VGG-19, decode the original weights),
+#: then one step at 64 px. argv: ROOT, device.
+REFERENCE_STARTUP = """
+import sys
+sys.path.insert(0, sys.argv[1])
+import torch, torchvision
+from benchmarks.reference_loop import ReferenceLoop
+from helpers.images import load_image
+from helpers.network import CaffePreprocess, _decode_caffe, caffe_weights_path
+device = torch.device(sys.argv[2])
+features = torchvision.models.vgg19(weights=None).features
+features.load_state_dict(_decode_caffe(caffe_weights_path()))
+content = load_image(sys.argv[1] + "/images/content/city.jpg", 64).to(device)
+style = load_image(sys.argv[1] + "/images/style/starry_night.jpg", 64).to(device)
+float(ReferenceLoop(content, style, features.to(device), CaffePreprocess().to(device)).step())
+"""
+
+
+def startup_seconds(kind, device, workdir, cache=None):
+    """Wall seconds of one fresh process: `python -m helpers --size 64 --steps 1` for
+    "helpers", `REFERENCE_STARTUP` for "reference". `cache`: another NST_CACHE_DIR (an empty
+    one is a machine that has never run the helpers). The child gets this process's number
+    of threads, so that it finds the precision "auto" measured for it."""
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
+               OMP_NUM_THREADS=str(torch.get_num_threads()))
+    if cache is not None:
+        env["NST_CACHE_DIR"] = str(cache)
+    if kind == "helpers":
+        command = [sys.executable, "-m", "helpers", "--size", "64", "--steps", "1", "-q", "--overwrite",
+                   "--device", device.type, "-o", str(Path(workdir) / "startup.png")]
+    else:
+        command = [sys.executable, "-c", REFERENCE_STARTUP, str(ROOT), device.type]
+    start = time.perf_counter()
+    done = subprocess.run(command, cwd=workdir, env=env, capture_output=True, text=True, timeout=600)
+    seconds = time.perf_counter() - start
+    if done.returncode != 0:
+        raise RuntimeError(f"{kind} start-up failed: {(done.stderr or done.stdout).strip()[-300:]}")
+    return seconds
+
+
+def startup(cfg, device):
+    """Median start-up of the helpers and of the classic loop, `startup_rounds` fresh
+    processes each, interleaved, after one of each that fills the caches (not counted); in
+    the full run also the helpers' cold start, with an empty cache."""
+    with tempfile.TemporaryDirectory() as workdir:
+        for kind in (("helpers", "reference") if cfg["startup_warmup"] else ()):
+            startup_seconds(kind, device, workdir)
+        times = {"helpers": [], "reference": []}
+        for r in range(cfg["startup_rounds"]):
+            for kind in (("helpers", "reference") if r % 2 == 0 else ("reference", "helpers")):
+                times[kind].append(startup_seconds(kind, device, workdir))
+        result = {"what": "python -m helpers --size 64 --steps 1 in a fresh process, wall seconds",
+                  "rounds": cfg["startup_rounds"], "helpers_all": times["helpers"], "reference_all": times["reference"],
+                  "helpers_s": statistics.median(times["helpers"]), "reference_s": statistics.median(times["reference"])}
+        result["ratio"] = result["helpers_s"] / result["reference_s"]
+        if cfg["startup_cold"]:
+            cold = Path(workdir) / "empty-cache"
+            cold.mkdir()
+            result["helpers_cold_s"] = startup_seconds("helpers", device, workdir, cache=cold)
+    return result
+
+
+def auto_precision(device, model):
+    """What precision "auto" picks here, and the timings it picked by (measured now if this
+    machine has none cached: see helpers.speed.measured_precision)."""
+    candidates = speed.candidate_precisions(device)
+    choice = speed.measured_precision(device, model)
+    entry = speed._read_json(speed.precision_cache_path()).get(speed.machine_key(device), {})
+    return {"candidates": candidates, "choice": choice, "machine_key": speed.machine_key(device),
+            "measured_seconds_per_pass": entry.get("seconds_per_step"), "measured_px": entry.get("px"),
+            "measured_on": entry.get("measured")}
+
+
+def whole_process_time_to_quality(quality, start):
+    """Time to quality with each engine's start-up added: what a user waits, from the
+    command to a picture as good as the classic loop's after its steps."""
+    out = {"reference_s": start["reference_s"] + quality["reference_seconds"]}
+    if quality.get("helpers_seconds_to_reach") is not None:
+        out["helpers_s"] = start["helpers_s"] + quality["helpers_seconds_to_reach"]
+        out["ratio"] = out["helpers_s"] / out["reference_s"]
+    return out
 
 
 # --- the independent judge ---------------------------------------------------------------
@@ -367,9 +463,10 @@ def peak_rss():
         return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
-def probe_memory(kind, px, steps, device_name):
+def probe_memory(kind, px, steps, device_name, precision="auto", optimizer="adam"):
     """Run in a child process on a CPU: build one engine, take `steps` steps, print the peak RSS.
     (A GPU is probed in process: `probe_cuda_in_process`.)"""
+    rss_import = _status_kib("VmRSS")  # the libraries alone, before any network is loaded
     device = helpers.pick_device(device_name)
     # Both load their network before the baseline: the reference a float32 copy, the helpers their cache.
     defaults = StyleTransferConfig()
@@ -381,21 +478,74 @@ def probe_memory(kind, px, steps, device_name):
         for _ in range(steps):
             engine.step()
     else:
-        engine = make_helpers(px, device)
+        engine = make_helpers(px, device, precision=precision, optimizer=optimizer,
+                              learning_rate=1.0 if optimizer == "lbfgs" else defaults.learning_rate)
         engine.run(steps)
-    out = {"kind": kind, "px": px, "rss_peak_bytes": peak_rss(), "rss_before_bytes": before}
+    out = {"kind": kind, "px": px, "rss_peak_bytes": peak_rss(), "rss_before_bytes": before,
+           "rss_import_bytes": rss_import}
+    if kind != "reference":
+        out["hw"] = list(engine.content.shape[-2:])
+        out["precision"] = str(engine.autocast_dtype or torch.float32).removeprefix("torch.")
     print("PROBE " + json.dumps(out))
 
 
-def run_probe(kind, px, steps, device, timeout=1800):
+def run_probe(kind, px, steps, device, timeout=1800, precision="auto", optimizer="adam"):
     command = [sys.executable, str(Path(__file__).resolve()), "--probe", kind, "--size", str(px),
-               "--steps", str(steps), "--device", str(device), "--threads", str(torch.get_num_threads())]
+               "--steps", str(steps), "--device", str(device), "--threads", str(torch.get_num_threads()),
+               "--precision", precision, "--optimizer", optimizer]
     done = subprocess.run(command, capture_output=True, text=True, timeout=timeout)
     for line in done.stdout.splitlines():
         if line.startswith("PROBE "):
             return json.loads(line[6:])
     tail = (done.stderr or done.stdout).strip().splitlines()[-1:] or ["no output"]
     return {"kind": kind, "px": px, "error": tail[0][:300]}
+
+
+def estimate_vs_measured(cfg, device):
+    """helpers.memory's estimate of a run's peak against the measured peak, at several sizes, in
+    both precisions and with both optimizers. On a CPU the measure is the peak RSS of a fresh
+    process less its RSS after importing the libraries (what the estimate is compared with free
+    memory for); on a GPU torch.cuda.max_memory_allocated over the whole run in process."""
+    from helpers import memory
+
+    rows = []
+    content = helpers.bundled_images("content")[CONTENT]
+    style = helpers.bundled_images("style")[STYLE]
+    for px, precision, optimizer, steps in cfg["estimate_runs"]:
+        if precision == "bfloat16" and not bf16_supported(device):
+            continue
+        config = StyleTransferConfig(size_px=px, device=str(device), precision=precision, optimizer=optimizer,
+                                     steps=steps)
+        estimate = memory.estimate_for(config, content, style, device=device)
+        row = {"px": px, "precision": precision, "optimizer": optimizer, "steps": steps,
+               "estimate_bytes": estimate.total, "estimate_parts": estimate.parts}
+        if device.type == "cuda":
+            import gc
+            gc.collect()
+            torch.cuda.empty_cache()
+            base = torch.cuda.memory_allocated(device)
+            torch.cuda.reset_peak_memory_stats(device)
+            try:
+                engine = make_helpers(px, device, precision=precision, optimizer=optimizer, steps=steps,
+                                      learning_rate=1.0 if optimizer == "lbfgs" else 0.02)
+                engine.run(steps)
+                sync(device)
+                row["measured_bytes"] = torch.cuda.max_memory_allocated(device) - base
+                row["measure"] = "torch.cuda.max_memory_allocated"
+            except torch.cuda.OutOfMemoryError as err:
+                row["error"] = "out of memory: " + str(err).splitlines()[0][:200]
+            engine = None
+        else:
+            probe = run_probe("helpers", px, steps, device, precision=precision, optimizer=optimizer)
+            if "error" in probe:
+                row["error"] = probe["error"]
+            else:
+                row["measured_bytes"] = probe["rss_peak_bytes"] - probe["rss_import_bytes"]
+                row["measure"] = "peak RSS - RSS after import"
+        if "measured_bytes" in row:
+            row["ratio"] = row["estimate_bytes"] / row["measured_bytes"]
+        rows.append(row)
+    return rows
 
 
 def peak_memory(cfg, device):
@@ -518,11 +668,22 @@ def table(results):
     lines = [f"machine: {results['machine_slug']}  (load average {results.get('load_average_start')} -> "
              f"{results.get('load_average_end')})", "",
              "figure                                   reference     helpers       ratio   target"]
+    a = results.get("auto_precision")
+    if a:
+        measured = a.get("measured_seconds_per_pass")
+        lines.append(f"precision auto picks {a['choice']} of {', '.join(a['candidates'])}"
+                     + (f" (one pass at {a['measured_px']} px: "
+                        + ", ".join(f"{k} {v:.3f}s" for k, v in measured.items()) + ")" if measured else
+                        " (nothing to measure)"))
     for row in results.get("seconds_per_step", []):
         lines.append(f"s/step at {row['px']:>4} px                       {row['reference_s_per_step']:9.3f}s "
                      f"{row['helpers_s_per_step']:9.3f}s   {row['ratio']:6.2f}x  "
                      + ("<= 0.55x" if row["px"] == 256 else "        ")
                      + (f"   (float32 helpers {row['ratio_float32']:.2f}x)" if "ratio_float32" in row else ""))
+        if "auto_vs_float32" in row:
+            lines.append(f"    auto ({row['auto_dtype']}) / float32 at {row['px']:>4} px  "
+                         f"{row['helpers_float32_s_per_step']:9.3f}s {row['helpers_s_per_step']:9.3f}s   "
+                         f"{row['auto_vs_float32']:6.2f}x  <= 1.0x")
     q = results.get("time_to_quality")
     if q and q["ratio"] is not None:
         lines.append(f"time to quality at {q['px']} px ({q['reference_steps']} ref steps)  {q['reference_seconds']:8.1f}s "
@@ -536,6 +697,15 @@ def table(results):
         lines.append(f"    paper loss (content + style): reference after {q['reference_steps']} steps "
                      f"{r['content']:.3g} + {r['style']:.3g}; helpers after {q['helpers_default_steps']} "
                      f"{h['content']:.3g} + {h['style']:.3g}")
+    st = results.get("startup")
+    if st:
+        lines.append(f"start-up, 1 step at 64 px, fresh process  {st['reference_s']:8.2f}s {st['helpers_s']:8.2f}s   "
+                     f"{st['ratio']:6.2f}x  helpers <= 2.5s"
+                     + (f"   (first run on a new machine: {st['helpers_cold_s']:.2f}s)" if "helpers_cold_s" in st else ""))
+    w = results.get("time_to_quality_whole_process")
+    if w and "ratio" in w:
+        lines.append(f"time to quality, whole process            {w['reference_s']:8.1f}s {w['helpers_s']:8.1f}s   "
+                     f"{w['ratio']:6.3f}x  (start-up included)")
     for row in results.get("peak_memory", []):
         if "ratio" in row:
             lines.append(f"peak memory at {row['px']:>4} px ({row['measure']})"[:40].ljust(40)
@@ -544,6 +714,20 @@ def table(results):
                             if "helpers_run_mib" in row else ""))
         else:
             lines.append(f"peak memory at {row['px']} px: failed ({row['reference'].get('error') or row['helpers'].get('error')})")
+    rows = results.get("memory_estimate", [])
+    if rows:
+        lines.append("")
+        lines.append("memory estimate (helpers.memory) against the measured peak; target within ±25%")
+        lines.append("   px  precision  optimizer  steps   estimate   measured   estimate/measured")
+    for row in rows:
+        head = f"{row['px']:>5}  {row['precision']:<9}  {row['optimizer']:<9}  {row['steps']:>5}  "
+        if "ratio" in row:
+            lines.append(head + f"{row['estimate_bytes'] / 2 ** 20:7.0f}MiB {row['measured_bytes'] / 2 ** 20:7.0f}MiB"
+                         f"   {row['ratio']:6.2f}" + ("" if 0.75 <= row["ratio"] <= 1.25 else "   (outside ±25%)"))
+        else:
+            lines.append(head + f"failed ({row.get('error')})")
+    if rows:
+        lines.append("")
     p = results.get("previews")
     if p:
         lines.append(f"previews every 10 steps at {p['px']} px        {p['plain_s_per_step']:8.3f}s "
@@ -592,6 +776,9 @@ def plot(results, path):
     groups = [("", results.get("seconds_per_step", []))]
     if results.get("gpu"):
         groups.append(("GPU ", [r for r in results["gpu"]["steps"] if "error" not in r]))
+    if not any(rows for _, rows in groups):  # nothing timed (e.g. --only estimate in a new folder)
+        plt.close(fig)
+        return
     for prefix, rows in groups:
         pixels = [r["hw"][0] * r["hw"][1] for r in rows]
         ax.plot(pixels, [r["reference_s_per_step"] for r in rows], "o--", label=prefix + "reference (classic loop)")
@@ -630,11 +817,13 @@ def main(argv=None, config=None):
     parser.add_argument("--probe", choices=("reference", "helpers"), help=argparse.SUPPRESS)
     parser.add_argument("--size", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--steps", type=int, default=2, help=argparse.SUPPRESS)
+    parser.add_argument("--precision", default="auto", help=argparse.SUPPRESS)
+    parser.add_argument("--optimizer", default="adam", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
     if args.probe:
-        probe_memory(args.probe, args.size, args.steps, args.device)
+        probe_memory(args.probe, args.size, args.steps, args.device, args.precision, args.optimizer)
         return 0
 
     cfg = config or (QUICK if args.quick else FULL)
@@ -669,7 +858,12 @@ def main(argv=None, config=None):
         print(f"[{time.perf_counter() - start:7.1f}s] {text}", flush=True)
 
     say(f"{slug}: {', '.join(s for s in SECTIONS if s in only)}")
-    mine.update(("load_average_start", "date", "command"))
+    mine.update(("load_average_start", "date", "command", "auto_precision"))
+    defaults = StyleTransferConfig()
+    results["auto_precision"] = auto_precision(device, cached_vgg19(defaults.weights, defaults.pooling, device,
+                                                                    defaults.normalized_network))
+    say(f"  precision auto: {results['auto_precision']['choice']} "
+        f"(measured: {results['auto_precision']['measured_seconds_per_pass']})")
     if "steps" in only:
         mine.add("seconds_per_step")
         results["seconds_per_step"] = []
@@ -688,6 +882,15 @@ def main(argv=None, config=None):
             # the same figure from step counts and figure 1's ratio
             q["ratio_from_step_counts"] = q["helpers_steps_to_reach"] / q["reference_steps"] * row["ratio"]
         say(f"  ratio {q['ratio']}")
+    if "startup" in only:
+        say("start-up")
+        mine.add("startup")
+        results["startup"] = startup(cfg, device)
+        say(f"  helpers {results['startup']['helpers_s']:.2f}s, classic loop {results['startup']['reference_s']:.2f}s")
+    if results.get("startup") and results.get("time_to_quality"):
+        mine.add("time_to_quality_whole_process")
+        results["time_to_quality_whole_process"] = whole_process_time_to_quality(results["time_to_quality"],
+                                                                                 results["startup"])
     if "bf16" in only:
         say("bfloat16 against float32")
         mine.add("bf16_vs_float32")
@@ -701,6 +904,10 @@ def main(argv=None, config=None):
         say("peak memory")
         mine.add("peak_memory")
         results["peak_memory"] = peak_memory(cfg, device)
+    if "estimate" in only:
+        say("memory estimate against measured peaks")
+        mine.add("memory_estimate")
+        results["memory_estimate"] = estimate_vs_measured(cfg, device)
     if device.type == "cuda" and "gpu" in only:
         say("GPU figures")
         mine.add("gpu")

@@ -5,21 +5,48 @@ The package is cut the way the tutorial is told:
 - `images`       load, convert, save and find pictures (RGB in [0, 1] everywhere)
 - `network`      VGG-19 with the original or torchvision weights, named layers
 - `losses`       gram_matrix, content_loss, style_loss, total_variation_loss
-- `optimization` the engine: StyleTransfer, stylize, StyleTransferConfig
+- `config`       StyleTransferConfig: every setting and the values it may take
+- `optimization` the engine: StyleTransfer, stylize
+- `speed`        what makes a step fast without changing it (precision "auto" measures)
+- `memory`       how much a run needs and the machine has: refusing sizes that cannot fit
 - `plots`        image grids, feature maps, Gram heatmaps, loss curves
 - `cli`          `python -m helpers`
 """
 
-from .device import describe_device, pick_device
+import importlib
+
 from .errors import StyleTransferError
-from .images import (bundled_images, image_to_tensor, images_dir, load_image, save_image,
-                     tensor_to_image)
-from .losses import content_loss, gram_matrix, style_loss, total_variation_loss
-from .network import LAYER_NAMES, layer_table, load_vgg19
-from .notebook import NotebookRun, notebook_setup
-from .optimization import (Progress, StyleTransfer, StyleTransferConfig, StyleTransferResult,
-                           stylize)
-from .plots import plot_losses, show_feature_maps, show_figure, show_gram, show_images
+
+# Each name is imported from its module the first time it is used (PEP 562), not here:
+# `import helpers` then costs nothing, and `python -m helpers --help` answers without
+# loading PyTorch (seconds on a small CPU). `from helpers import load_vgg19` works as usual.
+_WHERE = {
+    "describe_device": "device", "pick_device": "device",
+    "bundled_images": "images", "image_to_tensor": "images", "images_dir": "images",
+    "load_image": "images", "save_image": "images", "tensor_to_image": "images",
+    "content_loss": "losses", "gram_matrix": "losses", "style_loss": "losses",
+    "total_variation_loss": "losses",
+    "LAYER_NAMES": "network", "layer_table": "network", "load_vgg19": "network",
+    "NotebookRun": "notebook", "notebook_setup": "notebook",
+    "StyleTransferConfig": "config",
+    "Progress": "optimization", "StyleTransfer": "optimization", "StyleTransferResult": "optimization",
+    "stylize": "optimization",
+    "plot_losses": "plots", "show_feature_maps": "plots", "show_figure": "plots", "show_gram": "plots",
+    "show_images": "plots",
+}
+
+
+def __getattr__(name):
+    if name not in _WHERE:
+        raise AttributeError(f"module 'helpers' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{_WHERE[name]}", __name__), name)
+    globals()[name] = value  # the next lookup finds it directly
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_WHERE))
+
 
 __version__ = "0.1.0"
 

@@ -9,16 +9,12 @@ import signal
 import sys
 from pathlib import Path
 
-from tqdm.auto import tqdm
-
-from .device import describe_device, pick_device
+# Only what the parser needs is imported here, and none of it imports PyTorch: --help and a
+# bad flag answer at once. The engine and its libraries are imported inside the functions
+# that run it.
+from .config import (INITS, OPTIMIZERS, POOLING_NAMES, PRECISIONS, PRESERVE_COLOR_MODES, WEIGHTS_NAMES,
+                     StyleTransferConfig)
 from .errors import StyleTransferError
-from .images import bundled_images, check_image_path, free_path, save_image
-from .optimization import INITS, OPTIMIZERS, PRECISIONS, StyleTransfer, StyleTransferConfig
-from .color import PRESERVE_COLOR_MODES
-from .export import FrameRecorder, check_gif_path
-from .multiscale import parse_sizes, stylize_multiscale
-from .network import POOLING_NAMES, WEIGHTS_NAMES
 
 DEFAULTS = StyleTransferConfig()
 
@@ -79,8 +75,13 @@ def build_parser():
     g.add_argument("--pooling", choices=POOLING_NAMES, default=DEFAULTS.pooling, type=str.lower)
     g.add_argument("--device", default=DEFAULTS.device, help="auto, cuda, mps or cpu (default: %(default)s)")
     g.add_argument("--precision", choices=PRECISIONS, default=DEFAULTS.precision, type=str.lower,
-                   help="auto: bfloat16 where it is fast (recent CPUs and GPUs), float16 on a T4, "
-                        "else float32 (default: %(default)s)")
+                   help="auto: the fastest of float32, bfloat16 and float16 (a T4) that this machine "
+                        "runs, measured once (a few seconds) and cached; never slower than float32. "
+                        "The environment variable NST_PRECISION, if set, overrides it "
+                        "(default: %(default)s)")
+    g.add_argument("--clear-cache", action="store_true",
+                   help="delete what was measured or decoded once and cached (auto's precision, the "
+                        "decoded weights, the normalized network's means) and exit")
     g.add_argument("--no-cuda-graphs", dest="cuda_graphs", action="store_false",
                    help="on a GPU, queue every step from Python instead of replaying a recorded one")
     g.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
@@ -112,6 +113,8 @@ def _config_from(args):
 
 def _output_path(args, content, styles):
     """-o OUTPUT, or CONTENT-STYLE.png under a name that is still free; checked before the run."""
+    from .images import check_image_path, free_path
+
     if args.output:
         out = Path(args.output)
     else:
@@ -122,12 +125,37 @@ def _output_path(args, content, styles):
 
 def run(argv=None):
     args = build_parser().parse_args(argv)
+    if args.clear_cache:
+        from .network import cache_dir, clear_cache
+
+        removed = clear_cache()
+        print(f"Deleted {len(removed)} cached file{'s' * (len(removed) != 1)} from {cache_dir()}")
+        return 0
+    from . import memory
+
+    try:
+        return _run(args)
+    except memory.NotEnoughMemory as err:  # the same one line, in the flag the reader typed
+        raise StyleTransferError(err.message(None if args.sizes else "--size")) from None
+
+
+def _run(args):
+    from tqdm.auto import tqdm
+
+    from . import memory
+    from .device import describe_device, pick_device
+    from .images import bundled_images, save_image
+    from .multiscale import parse_sizes, stylize_multiscale
+    from .optimization import StyleTransfer
+
     content = args.content or bundled_images("content")["city"]
     styles = args.style or [bundled_images("style")["starry_night"]]
     config = _config_from(args)
     out = _output_path(args, content, styles)
 
     sizes = parse_sizes(args.sizes) if args.sizes else None
+    # Before anything is loaded or written (the --frames folder included): a size that cannot fit.
+    memory.check_fits(config.replace(size_px=sizes[-1]) if sizes else config, content, styles)
     total_steps = config.steps * (len(sizes) if sizes else 1)
     recorder = _frame_recorder(args, total_steps)
     if sizes:
@@ -156,6 +184,9 @@ def run(argv=None):
     else:
         result = engine.run(callback=on_progress)
     bar.close()
+    if memory.ran_out_of_memory(result.stopped) and result.steps_done == 0:
+        print(f"error: {result.stopped} Nothing was written.", file=sys.stderr)
+        return 2
     metadata = {"Software": "nst-tutorial-helpers (python -m helpers)",
                 "Settings": repr(config.as_dict()), "Content": str(content),
                 "Style": ", ".join(map(str, styles))}
@@ -168,7 +199,8 @@ def run(argv=None):
               file=sys.stderr)
         return 130
     if result.stopped:
-        print(f"error: {result.stopped} Saved it to {out}", file=sys.stderr)
+        kept = "the best image so far" if memory.ran_out_of_memory(result.stopped) else "it"
+        print(f"error: {result.stopped} Saved {kept} to {out}", file=sys.stderr)
         return 1
     last = result.history[-1]
     print(f"Saved {out} ({w}×{h} px, {result.steps_done} steps in {result.seconds:.1f} s, "
@@ -181,6 +213,8 @@ def _frame_recorder(args, total_steps):
     """A FrameRecorder for --gif/--frames (None without them), with the paths checked before the run."""
     if not (args.gif or args.frames):
         return None
+    from .export import FrameRecorder, check_gif_path
+
     if args.gif:
         check_gif_path(args.gif, args.overwrite)
     if args.gif_every is not None and args.gif_every < 1:
@@ -189,6 +223,8 @@ def _frame_recorder(args, total_steps):
 
 
 def _settings_table(config, engine, last):
+    from .device import describe_device
+
     rows = [
         ("device", describe_device(engine.device)),
         ("weights / pooling", f"{config.weights} / {config.pooling}" + (", normalized" if config.normalized_network else "")),
@@ -216,6 +252,12 @@ def main(argv=None):
         return run(argv)
     except StyleTransferError as err:
         print(f"error: {err}", file=sys.stderr)
+        return 2
+    except (RuntimeError, MemoryError) as err:  # out of memory before the first step: one line too
+        if not memory.is_out_of_memory(err):
+            raise
+        print(f"error: {memory.out_of_memory_message(err, None, None, None)} Nothing was written.",
+              file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("Interrupted before the run started; nothing was written.", file=sys.stderr)

@@ -12,9 +12,8 @@ Every image here is RGB in [0, 1] of shape (N, 3, H, W).
 
 import torch
 
+from .config import PRESERVE_COLOR_MODES  # noqa: F401  (every setting's choices are listed there)
 from .errors import StyleTransferError
-
-PRESERVE_COLOR_MODES = ("none", "luminance", "histogram")
 
 #: RGB -> YIQ (NTSC). Row 0 is the luminance Y = .299 R + .587 G + .114 B; I and Q carry colour.
 RGB_TO_YIQ = torch.tensor([

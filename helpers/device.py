@@ -1,5 +1,8 @@
 """Choosing where the optimization runs (a CUDA GPU, an Apple GPU or the CPU), and what it is fast at."""
 
+import platform
+from pathlib import Path
+
 import torch
 
 from .errors import StyleTransferError
@@ -56,14 +59,18 @@ def describe_device(device):
 
 
 def fp16_tensor_cores(device):
-    """Whether `device` is a GPU whose fastest arithmetic is float16 but not bfloat16: compute
-    capability 7.x (Volta, Turing: a Colab T4), tensor cores without native bfloat16."""
+    """Whether `device` is a GPU with float16 tensor cores but no native bfloat16: compute
+    capability 7.x (Volta, Turing: a Colab T4). A candidate for "auto" precision, which measures."""
     device = torch.device(device)
     return device.type == "cuda" and torch.cuda.get_device_capability(device)[0] == 7
 
 
 def bf16_supported(device):
-    """Whether a bfloat16 forward pass is fast on this device (CUDA with bf16, or a CPU with AVX-512 BF16/AMX)."""
+    """Whether this device runs bfloat16 natively (CUDA with bf16, or a CPU with AVX-512 BF16/AMX).
+
+    Native is not the same as fast: a 2-core Intel Xeon with AVX-512 BF16 ran VGG-19 1.7
+    times slower in bfloat16 than in float32. This makes bfloat16 a candidate; "auto"
+    precision measures whether it is faster (`helpers.speed.measured_precision`)."""
     device = torch.device(device)
     if device.type == "cuda":
         # Native bfloat16 needs compute capability 8.0 (Ampere) or later; is_bf16_supported()
@@ -75,3 +82,15 @@ def bf16_supported(device):
         except (AttributeError, RuntimeError):
             return False
     return False
+
+
+def cpu_name():
+    """The CPU's model name, e.g. 'AMD EPYC 9R14' (Linux: /proc/cpuinfo; elsewhere what
+    `platform` knows)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import torch
 
+from . import memory
 from .errors import StyleTransferError
 from .images import check_size
 from .optimization import Progress, StyleTransfer, StyleTransferConfig, StyleTransferResult
@@ -89,12 +90,25 @@ def stylize_multiscale(content, style, sizes, config=None, *, steps=None, callba
     sizes = parse_sizes(sizes)
     steps = _steps_per_scale(config.steps if steps is None else steps, len(sizes))
     total = sum(steps)
+    # The largest size decides whether the run fits: refuse it now, not after the small sizes.
+    memory.check_fits(config.replace(size_px=sizes[-1], steps=steps[-1]), content, style)
     torch.manual_seed(config.seed)
     start_time = time.perf_counter()
     image, history, scales, done, result = init_image, [], [], 0, None
     for i, (size, n) in enumerate(zip(sizes, steps)):
-        engine = StyleTransfer(content, style, config.replace(size_px=size, steps=n),
-                               init_image=image, model=model)
+        try:
+            engine = StyleTransfer(content, style, config.replace(size_px=size, steps=n),
+                                   init_image=image, model=model)
+        except (RuntimeError, MemoryError, memory.NotEnoughMemory) as err:
+            # Out of memory while preparing a larger size: keep the last size's picture.
+            if i == 0 or not (memory.is_out_of_memory(err) or isinstance(err, memory.NotEnoughMemory)):
+                raise
+            message = (f"out of memory at size {size} px, before its first step: {err}"
+                       if isinstance(err, memory.NotEnoughMemory)
+                       else memory.out_of_memory_message(err, result.device, size, None))
+            result = StyleTransferResult(image=image, history=[], config=config, steps_done=0, seconds=0.0,
+                                         stopped=message, device=result.device)
+            break
         result = engine.run(callback=_forward(callback, i, sizes, steps, done, total, start_time), stop=stop)
         history += [dict(row, step=row["step"] + done, size_px=size) for row in result.history]
         done += result.steps_done

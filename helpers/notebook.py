@@ -71,6 +71,28 @@ class NotebookRun:
               f"({self.mode} sizes), PyTorch {torch.__version__}.")
         return seconds
 
+    def fit_size(self, size_px, config=None, content=None, style=None):
+        """`size_px`, or the largest size whose run fits in the memory free on this run's
+        device if that is smaller (a Colab T4 is never sent 4096 px); says so when it shrinks.
+
+        config: the run's settings (default: the engine's defaults); content, style: its
+        images (default: square ones, which need the most for a given long edge)."""
+        from .memory import largest_size
+        from .optimization import StyleTransferConfig
+
+        config = (config or StyleTransferConfig()).replace(device=str(self.device))
+        fits = largest_size(config, content, style, device=self.device)
+        if fits is None or fits >= size_px:
+            return size_px
+        print(f"{size_px} px would not fit in the memory free on {describe_device(self.device)}: using {fits} px")
+        return fits
+
+    def fit_sizes(self, sizes, config=None, content=None, style=None):
+        """Coarse-to-fine sizes, the ones that would not fit replaced by the largest that does."""
+        largest = self.fit_size(max(sizes), config, content, style)
+        kept = [s for s in sizes if s < largest]
+        return kept + [largest]
+
 
 def notebook_setup(name, seed=0):
     """Call once at the top of a notebook: seeds torch, picks the device, reads NST_QUICK.

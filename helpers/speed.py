@@ -3,7 +3,8 @@
 None of this is in Gatys et al.: `helpers.optimization` runs the paper's loop, and calls
 these pieces where they apply.
 
-- `pick_precision`: which dtype the network's forward and backward pass runs in;
+- `pick_precision`: which dtype the network's forward and backward pass runs in ("auto":
+  the fastest, measured once per machine by `measure_precisions` and kept in a cache);
 - `low_precision_copy`: the network's weights cast once to that dtype;
 - `network_features`: the forward pass in that dtype (losses stay float32);
 - `grad_scaler`: loss scaling, which float16's narrow range needs;
@@ -13,35 +14,63 @@ these pieces where they apply.
 """
 
 import copy
+import json
+import os
+import time
 import weakref
 
 import torch
 
-from .device import bf16_supported, fp16_tensor_cores
+from .config import PRECISIONS
+from .device import bf16_supported, cpu_name, fp16_tensor_cores
 from .errors import StyleTransferError
+from .images import write_atomically
+from .network import cache_dir
 
-PRECISIONS = ("auto", "float32", "bfloat16", "float16")
+#: Set to float32, bfloat16, float16 or auto, this overrides every run's `precision`
+#: (notebooks, studio and command line alike). L-BFGS stays float32 whatever it says.
+PRECISION_ENV = "NST_PRECISION"
+#: The file in `helpers.network.cache_dir()` where "auto" keeps what it measured.
+PRECISION_CACHE = "precision.json"
+#: A low precision is chosen only if its step takes at most this share of float32's: a
+#: smaller gain could be noise, and float32 is the exact one.
+FASTER_BY = 0.9
+#: What is timed: a forward and backward pass to these layers (the defaults') at this size
+#: (px). On a GPU a small pass is all kernel launches, the same in any precision: 512 px.
+MEASURE_PX = {"cpu": 128, "cuda": 512}
+MEASURE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu4_2", "relu5_1")
 
 
-def pick_precision(precision, device, optimizer="adam"):
+def pick_precision(precision, device, optimizer="adam", model=None):
     """The dtype of the network's forward pass for `precision` on `device`, or None for float32.
 
-    "auto": bfloat16 where it is fast, float16 on GPUs with tensor cores but no bfloat16
-    (a T4; Adam only), float32 elsewhere.
+    "auto": the fastest of the candidates this device has (`candidate_precisions`: float32,
+    bfloat16 where it runs natively, float16 on GPUs with tensor cores but no bfloat16),
+    measured the first time on a machine (`measured_precision`, with `model` if given) and
+    never one slower than float32. Whether bfloat16 *runs* says nothing about whether it is
+    *fast*: on an AMD EPYC (Zen 4) a bfloat16 step took half of float32's, on a 2-core
+    Intel Xeon with the same AVX-512 BF16 flag 1.7 times as long.
+
+    $NST_PRECISION, if set, replaces `precision` everywhere.
 
     L-BFGS runs in float32 only, and asking it for less is an error: its line search
     compares loss values that differ in the fourth digit, below what bfloat16's 8-bit
     mantissa resolves, and its curvature pairs (differences of gradients) drown in the
     rounding. Measured on a 2-core Intel Xeon at 128 px, 20 s each: float32 reached a loss
-    of 1.50, bfloat16 stalled at 4.70.
+    of 1.50, bfloat16 stalled at 4.70. (A low precision from $NST_PRECISION, which is meant
+    for every run, leaves L-BFGS in float32 instead.)
     """
     device = torch.device(device)
     adam = optimizer == "adam"
+    from_env = precision_from_environment()
+    if from_env is not None:
+        precision = from_env
+        if not adam:
+            return None
     if precision == "auto":
         if not adam:
             return None
-        precision = ("bfloat16" if bf16_supported(device) else
-                     "float16" if fp16_tensor_cores(device) else "float32")
+        precision = measured_precision(device, model)
     if precision != "float32" and not adam:
         raise StyleTransferError(f"precision {precision} does not work with L-BFGS (its line search needs "
                                  "float32 losses and gradients): use --precision float32 or auto, or Adam")
@@ -50,6 +79,141 @@ def pick_precision(precision, device, optimizer="adam"):
     if device.type not in ("cpu", "cuda"):
         raise StyleTransferError(f"precision {precision} is not supported on {device.type}; use float32")
     return getattr(torch, precision)
+
+
+def precision_from_environment():
+    """$NST_PRECISION if it is set (a one-line error if it is not a precision), else None."""
+    value = os.environ.get(PRECISION_ENV, "").strip().lower()
+    if not value:
+        return None
+    if value not in PRECISIONS:
+        raise StyleTransferError(f"{PRECISION_ENV}={os.environ[PRECISION_ENV]!r} is not a precision: "
+                                 f"set it to one of {', '.join(PRECISIONS)}, or unset it")
+    return value
+
+
+def candidate_precisions(device):
+    """The precisions worth timing on `device`: float32, bfloat16 where it runs natively,
+    float16 on a GPU with tensor cores but no bfloat16 (a T4)."""
+    device = torch.device(device)
+    return (["float32"] + (["bfloat16"] if bf16_supported(device) else [])
+            + (["float16"] if fp16_tensor_cores(device) else []))
+
+
+def machine_key(device):
+    """What a measured choice is valid for: the device, the CPU model or GPU name, the
+    number of CPU threads (two threads are not twice one), and the torch version."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        what = torch.cuda.get_device_name(device)
+    else:
+        what = f"{cpu_name()}, {torch.get_num_threads()} threads"
+    return f"{device.type}: {what}, torch {torch.__version__}"
+
+
+def fastest_precision(seconds):
+    """The precision to use given the seconds per step of each candidate: the fastest, if
+    it beats float32 by the margin `FASTER_BY`, else float32. Never one slower than float32."""
+    best = min(seconds, key=seconds.get)
+    if best != "float32" and seconds[best] <= FASTER_BY * seconds["float32"]:
+        return best
+    return "float32"
+
+
+def precision_cache_path():
+    return cache_dir() / PRECISION_CACHE
+
+
+def measured_precision(device, model=None):
+    """What "auto" means on `device`: float32 where nothing else is a candidate; else what the
+    cache (`precision_cache_path`) says for this machine (`machine_key`), else measured now
+    (`measure_precisions`, a few seconds) and written to the cache. Delete the cache file,
+    or run `python -m helpers --clear-cache`, to measure again."""
+    candidates = candidate_precisions(device)
+    if candidates == ["float32"]:
+        return "float32"
+    key, path = machine_key(device), precision_cache_path()
+    cache = _read_json(path)
+    known = cache.get(key)
+    if isinstance(known, dict) and known.get("precision") in candidates:
+        return known["precision"]
+    seconds = measure_precisions(device, candidates, model)
+    choice = fastest_precision(seconds)
+    _forget_low_precision_copies(model, keep=getattr(torch, choice, None))
+    cache = _read_json(path)  # again: another process may have written meanwhile
+    cache[key] = {"precision": choice, "seconds_per_step": seconds, "px": MEASURE_PX.get(device.type, 128),
+                  "measured": time.strftime("%Y-%m-%d %H:%M:%S")}
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_atomically(path, lambda f: f.write((json.dumps(cache, indent=1) + "\n").encode()))
+    except (OSError, StyleTransferError):
+        pass  # no cache (read-only home, full disk): measured again next time
+    return choice
+
+
+def measure_precisions(device, candidates, model=None, px=None, warmup=2, rounds=5, budget_s=3.0):
+    """Seconds per forward and backward pass of VGG-19 (to `MEASURE_LAYERS`, at `px`, by
+    default `MEASURE_PX`, channels-last, as the engine runs it) in each candidate precision:
+    {name: seconds}.
+
+    The candidates take turns, so that a machine shared with other work slows them alike,
+    and each gets the fastest of its `rounds` (at least two; no more once `budget_s` is
+    spent). A candidate that fails counts as infinitely slow. `model`: the network to time
+    (default: untrained VGG-19 weights, which are as fast). On an idle 2-core CPU this
+    takes about a second or two.
+    """
+    device = torch.device(device)
+    px = px or MEASURE_PX.get(device.type, 128)
+    if model is None:
+        from .network import load_vgg19
+
+        model = load_vgg19("random", device=device)
+    image = torch.rand(1, 3, px, px, generator=torch.Generator().manual_seed(0)).to(device)
+    image.requires_grad_(True)
+    seconds = {name: float("inf") for name in candidates}
+    failed = set()
+
+    def step(name):
+        dtype = None if name == "float32" else getattr(torch, name)
+        image.grad = None
+        feats = network_features(model, image, MEASURE_LAYERS, dtype)
+        sum(f.float().pow(2).mean() for f in feats.values()).backward()
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+
+    for name in candidates:
+        try:
+            for _ in range(warmup):
+                step(name)
+        except RuntimeError:
+            failed.add(name)
+    start_rounds = time.perf_counter()
+    for r in range(rounds):
+        if r >= 2 and time.perf_counter() - start_rounds > budget_s:
+            break
+        for name in candidates:
+            if name in failed:
+                continue
+            start = time.perf_counter()
+            step(name)
+            seconds[name] = min(seconds[name], time.perf_counter() - start)
+    return seconds
+
+
+def _forget_low_precision_copies(model, keep=None):
+    """Free the low-precision copies of `model` made only to be timed."""
+    copies = _LOW_PRECISION.get(model) if model is not None else None
+    if copies:
+        for dtype in [d for d in copies if d != keep]:
+            del copies[dtype]
+
+
+def _read_json(path):
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        return data if isinstance(data, dict) else {}
+    except (OSError, ValueError):
+        return {}
 
 
 _LOW_PRECISION = weakref.WeakKeyDictionary()

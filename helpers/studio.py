@@ -26,6 +26,7 @@ import torch
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from . import memory
 from .errors import StyleTransferError
 from .images import bundled_images, free_path, images_dir, load_image, save_image, tensor_to_image
 from .optimization import DEFAULT_LEARNING_RATES, PAPER_STYLE_LAYERS, StyleTransfer, StyleTransferConfig
@@ -261,11 +262,16 @@ class StudioSession:
                     measured = (time.perf_counter() - t0) / done
                     seconds_per_step = measured if seconds_per_step is None else 0.7 * seconds_per_step + 0.3 * measured
                     chunk = max(1, min(50, round(self.update_every_s / seconds_per_step)))
-                if result.stopped not in (None, "stopped"):  # a NaN loss: keep the last good image
+                if result.stopped not in (None, "stopped"):  # a NaN loss or out of memory: keep the last good image
                     self.image = self._resume_from = result.image
                     with self._lock:
                         self._restart = True  # the optimizer's state may hold NaN too
-                    self._set_state("failed", result.stopped + " Press Run to go on from it.")
+                    if memory.ran_out_of_memory(result.stopped):
+                        self._drop_engine()
+                        self._set_state("failed", result.stopped + " Kept the best image so far: lower "
+                                        "the image size, then press Run to go on from it.")
+                    else:
+                        self._set_state("failed", result.stopped + " Press Run to go on from it.")
                     return
                 self.image = engine.shown(engine.image.detach().float()).cpu().clamp(0, 1)
                 self.progress = {
@@ -279,10 +285,30 @@ class StudioSession:
             self._set_state("stopped" if stopped else "finished",
                             f"{'stopped' if stopped else 'finished'} at step {engine.step}; "
                             "Run goes on from this image")
-        except StyleTransferError as err:
+        except StyleTransferError as err:  # a size that cannot fit is one of these
             self._set_state("failed", str(err))
         except Exception as err:  # a learner should see one line in the studio, not a traceback
-            self._set_state("failed", f"{type(err).__name__}: {err}")
+            if memory.is_out_of_memory(err):  # while preparing the run: the session stays usable
+                self._drop_engine()
+                with self._lock:
+                    self._restart = True
+                self._set_state("failed", memory.out_of_memory_message(err, None, self.config.size_px)
+                                + " Lower the image size, then press Run.")
+            else:
+                self._set_state("failed", f"{type(err).__name__}: {err}")
+
+    def _drop_engine(self):
+        """Let go of the engine's tensors (after running out of memory), keeping the image."""
+        device = self.engine.device if self.engine is not None else None
+        with self._lock:
+            self.engine = None
+        if device is not None:
+            memory.release_memory(device)
+
+    def largest_size_px(self):
+        """The largest image size (px) whose run fits in the memory free now, with the current
+        settings and images (None where the free memory cannot be told)."""
+        return memory.largest_size(self.config, self.content, self.style)
 
     def _engine_for_run(self):
         with self._lock:
@@ -290,6 +316,7 @@ class StudioSession:
             self._pending = {} if restart else self._pending
         if restart or self.engine is None:
             resume, self._resume_from = self._resume_from, None
+            self._drop_engine()  # the old engine's memory is free before the new one's is taken
             self._set_state("running", "preparing the network and the targets…")
             self.engine = StyleTransfer(self.content, self.style, self.config, init_image=resume)
             self.changes = []
@@ -418,6 +445,12 @@ class Studio:
         self.progress_text = widgets.Label(value="")
         self.preview = widgets.Image(format="png", layout=widgets.Layout(width="320px"))
         self.losses = widgets.Image(format="png", value=loss_plot_png([]), layout=widgets.Layout(width="368px"))
+        # The size slider ends at what fits in the memory free now (the Run button checks again).
+        fits = self.session.largest_size_px()
+        self.size_cap_px = max(64, fits // 32 * 32) if fits is not None and fits < max_size_px else None
+        if self.size_cap_px is not None:
+            max_size_px, size_px = self.size_cap_px, min(size_px, self.size_cap_px)
+            self.session.set(size_px=size_px)
         self.sliders = self._make_sliders(size_px, steps, max_size_px)
         self.buttons = {name: widgets.Button(description=label, button_style=style_, tooltip=tip)
                         for name, label, style_, tip in (

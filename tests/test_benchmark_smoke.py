@@ -40,7 +40,20 @@ def test_benchmark_writes_results_and_plot(tmp_path, capsys, one_thread):
     quality = results["time_to_quality"]
     assert quality["reference_steps"] == 2 and quality["reference_paper_loss"]["total"] > 0
     assert (tmp_path / f"{slug}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert "time to quality" in capsys.readouterr().out
+    estimate = results["memory_estimate"][0]  # helpers.memory's estimate against a measured peak
+    assert estimate["px"] == 64 and estimate["estimate_bytes"] > 0 and estimate["measured_bytes"] > 0
+    assert abs(estimate["ratio"] - estimate["estimate_bytes"] / estimate["measured_bytes"]) < 1e-9
+    auto = results["auto_precision"]
+    assert auto["choice"] in auto["candidates"] and auto["candidates"][0] == "float32"
+    if "auto_vs_float32" in row:
+        assert row["auto_dtype"] == auto["choice"]
+    start = results["startup"]
+    assert 0 < start["helpers_s"] < 600 and 0 < start["reference_s"] < 600
+    whole = results["time_to_quality_whole_process"]
+    assert whole["reference_s"] == pytest.approx(start["reference_s"] + quality["reference_seconds"])
+    out = capsys.readouterr().out
+    assert "time to quality" in out and "start-up" in out and "precision auto picks" in out
+    assert "estimate/measured" in out
 
 
 def test_reference_keeps_relu_outputs_under_conv_names(one_thread, random_vgg):

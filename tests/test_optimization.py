@@ -170,3 +170,77 @@ def test_the_best_image_is_the_one_its_loss_was_computed_for(optimizer, learning
         loss_of_best = engine.losses(engine.best_image)["total"].item()
     assert loss_of_best == pytest.approx(engine.best_loss.item(), rel=1e-5)
     assert engine.best_loss.item() <= min(h["total"] for h in engine.history) + 1e-7
+
+
+def test_each_optimizer_has_its_own_default_learning_rate():
+    assert StyleTransferConfig().lr() == 0.02
+    assert StyleTransferConfig(optimizer="lbfgs").lr() == 1.0
+    assert StyleTransferConfig(optimizer="lbfgs", learning_rate=0.5).lr() == 0.5
+    engine = StyleTransfer(torch.rand(1, 3, 40, 40), torch.rand(1, 3, 40, 40), size_px=32, weights="random",
+                           optimizer="lbfgs")
+    assert engine.optimizer.param_groups[0]["lr"] == 1.0
+
+
+def test_lbfgs_optimizes_the_loss_of_the_clipped_picture():
+    """L-BFGS's image may leave [0, 1]; the loss it sees, the best image and the result are
+    always those of the picture clipped to [0, 1] (see StyleTransfer._lbfgs_step)."""
+    engine = StyleTransfer(torch.rand(1, 3, 40, 40), torch.rand(1, 3, 40, 40), size_px=32, weights="random",
+                           optimizer="lbfgs", precision="float32", init="noise", seed=1)
+    seen = []
+    losses = engine.losses
+    engine.losses = lambda image: seen.append(image.detach().clone()) or losses(image)
+    result = engine.run(8)
+    assert seen and all(x.min() >= 0 and x.max() <= 1 for x in seen)
+    assert 0 <= engine.best_image.min() and engine.best_image.max() <= 1
+    assert 0 <= result.image.min() and result.image.max() <= 1
+    assert result.history[-1]["total"] < result.history[0]["total"]
+
+
+def test_lbfgs_never_evaluates_the_same_image_twice_in_a_row():
+    """torch's L-BFGS re-evaluates the point its last line search ended on at the start of
+    each step; the engine hands back that evaluation instead of a second pass."""
+    engine = StyleTransfer(torch.rand(1, 3, 40, 40), torch.rand(1, 3, 40, 40), size_px=32, weights="random",
+                           optimizer="lbfgs", precision="float32", init="noise", seed=2)
+    seen = []
+    losses = engine.losses
+    engine.losses = lambda image: seen.append(image.detach().clone()) or losses(image)
+    engine.run(6)
+    assert len(seen) >= 6
+    assert not any(torch.equal(a, b) for a, b in zip(seen, seen[1:]))
+
+
+def test_changing_a_weight_restarts_lbfgs_memory():
+    engine = StyleTransfer(torch.rand(1, 3, 40, 40), torch.rand(1, 3, 40, 40), size_px=32, weights="random",
+                           optimizer="lbfgs", precision="float32")
+    engine.run(3)
+    assert engine.optimizer.state
+    engine.update(style_weight=5.0)
+    assert not engine.optimizer.state and engine._last_eval is None
+    engine.run(2)
+    assert engine.history[-1]["total"] == pytest.approx(engine.losses(engine.picture())["total"].item(), rel=0.5)
+
+
+def test_paper_weights_make_our_loss_the_papers(caffe_model):
+    """With paper_weights(r), our content/style terms stand in the ratio of the paper's raw
+    α·½Σ(F−P)² to β·Σ_l E_l/L, computed here from scratch with raw Gram matrices. (Photo and
+    painting of one size: the paper's raw Gram sums grow with the number of positions.)"""
+    content, style = torch.rand(1, 3, 48, 64), torch.rand(1, 3, 48, 64)
+    engine = StyleTransfer(content, style, size_px=64, precision="float32", model=caffe_model, tv_weight=0)
+    ratio = 1e-3
+    engine.update(**engine.paper_weights(ratio))
+    assert all(r == pytest.approx(ratio, rel=1e-5) for r in engine.paper_ratios().values())
+    x = torch.rand_like(engine.content)
+    layers = engine.config.style_layers
+    with torch.no_grad():
+        f = caffe_model(x, ["relu4_2", *layers])
+        p = caffe_model(engine.content, ["relu4_2"])["relu4_2"]
+        s = caffe_model(engine.styles[0], layers)
+        raw_content = 0.5 * (f["relu4_2"] - p).pow(2).sum()
+        raw_style = 0.0
+        for name in layers:
+            _, n, h, w = f[name].shape
+            g = f[name].reshape(n, -1) @ f[name].reshape(n, -1).t()
+            a = s[name].reshape(n, -1) @ s[name].reshape(n, -1).t()
+            raw_style += (g - a).pow(2).sum() / (4 * n ** 2 * (h * w) ** 2) / len(layers)
+        ours = engine.losses(x)
+    assert (ours["content"] / ours["style"]).item() == pytest.approx((ratio * raw_content / raw_style).item(), rel=1e-3)

@@ -4,10 +4,12 @@ The GPU tests are skipped on a machine without CUDA (CI has none); they run wher
 is, and ran on the GPU named in benchmarks/results/.
 """
 
+import json
+
 import pytest
 import torch
 
-from helpers import StyleTransfer, StyleTransferConfig, StyleTransferError
+from helpers import StyleTransfer, StyleTransferConfig, StyleTransferError, load_vgg19
 from helpers import speed
 
 CITY = "images/content/city.jpg"
@@ -44,19 +46,111 @@ def test_lbfgs_refuses_low_precision(precision):
                       precision=precision, optimizer="lbfgs")
 
 
-@pytest.mark.parametrize("bf16,fp16,optimizer,expected", [
-    (True, False, "adam", torch.bfloat16),   # a CPU with AVX-512 BF16, an A100, an H100
-    (False, True, "adam", torch.float16),    # a T4: tensor cores, no bfloat16
-    (False, True, "lbfgs", None),            # L-BFGS: always float32
-    (True, False, "lbfgs", None),
-    (False, False, "adam", None),            # anything else: float32
+# --- "auto": measured once per machine, never slower than float32 --------------------------
+
+@pytest.fixture
+def measured(monkeypatch, tmp_path):
+    """Injected timings: `measured.seconds` is what "measuring" returns; `measured.calls`
+    counts the measurements. The cache goes to a temporary folder; $NST_PRECISION is unset."""
+    class Measured:
+        seconds = {"float32": 1.0, "bfloat16": 0.5, "float16": 0.4}
+        calls = 0
+
+    def fake_measure(device, candidates, model=None, **kwargs):
+        Measured.calls += 1
+        return {name: Measured.seconds[name] for name in candidates}
+
+    monkeypatch.setenv("NST_CACHE_DIR", str(tmp_path))
+    monkeypatch.delenv(speed.PRECISION_ENV, raising=False)
+    monkeypatch.setattr(speed, "measure_precisions", fake_measure)
+    monkeypatch.setattr(speed, "bf16_supported", lambda device: True)
+    monkeypatch.setattr(speed, "fp16_tensor_cores", lambda device: False)
+    return Measured
+
+
+def _engine(**options):
+    return StyleTransfer(torch.rand(1, 3, 40, 40), torch.rand(1, 3, 40, 40), size_px=40, weights="random",
+                         device="cpu", **options)
+
+
+@pytest.mark.parametrize("seconds,expected", [
+    ({"float32": 1.0, "bfloat16": 0.5}, "bfloat16"),    # an AMD EPYC (Zen 4)
+    ({"float32": 0.28, "bfloat16": 0.47}, "float32"),   # a 2-core Intel Xeon, same AVX-512 BF16 flag
+    ({"float32": 1.0, "bfloat16": 0.95}, "float32"),    # within the margin: could be noise
+    ({"float32": 1.0, "bfloat16": 0.6, "float16": 0.4}, "float16"),  # the fastest wins
+    ({"float32": 1.0, "bfloat16": float("inf")}, "float32"),  # bfloat16 failed to run
 ])
-def test_auto_precision_picks_the_fastest_safe_dtype(monkeypatch, bf16, fp16, optimizer, expected):
+def test_the_fastest_precision_wins_and_none_is_slower_than_float32(seconds, expected):
+    assert speed.fastest_precision(seconds) == expected
+    assert seconds[speed.fastest_precision(seconds)] <= seconds["float32"]
+
+
+@pytest.mark.parametrize("bf16,fp16,optimizer,seconds,expected,calls", [
+    (True, False, "adam", {"bfloat16": 0.5}, torch.bfloat16, 1),  # bfloat16 measured faster
+    (True, False, "adam", {"bfloat16": 1.7}, None, 1),            # bfloat16 measured slower
+    (False, True, "adam", {"float16": 0.4}, torch.float16, 1),    # a T4
+    (True, True, "lbfgs", {}, None, 0),                           # L-BFGS: float32, nothing measured
+    (False, False, "adam", {}, None, 0),                          # float32 the only candidate
+])
+def test_auto_precision_is_the_measured_fastest(monkeypatch, measured, bf16, fp16, optimizer, seconds,
+                                                expected, calls):
     monkeypatch.setattr(speed, "bf16_supported", lambda device: bf16)
     monkeypatch.setattr(speed, "fp16_tensor_cores", lambda device: fp16)
-    engine = StyleTransfer(torch.rand(1, 3, 40, 40), torch.rand(1, 3, 40, 40), size_px=40, weights="random",
-                           optimizer=optimizer, device="cpu")
-    assert engine.autocast_dtype == expected
+    measured.seconds = {"float32": 1.0, **seconds}
+    assert _engine(optimizer=optimizer).autocast_dtype == expected
+    assert measured.calls == calls
+
+
+def test_the_measurement_is_cached_per_machine_and_torch_version(monkeypatch, measured, tmp_path):
+    assert _engine().autocast_dtype == torch.bfloat16 and measured.calls == 1
+    cache = json.loads((tmp_path / speed.PRECISION_CACHE).read_text())
+    entry = cache[speed.machine_key("cpu")]
+    assert entry["precision"] == "bfloat16" and entry["seconds_per_step"] == {"float32": 1.0, "bfloat16": 0.5}
+    measured.seconds = {"float32": 1.0, "bfloat16": 2.0}  # would change the answer, were it measured again
+    assert _engine().autocast_dtype == torch.bfloat16 and measured.calls == 1
+    monkeypatch.setattr(torch, "__version__", "9.9.9")  # another torch: measured again
+    assert _engine().autocast_dtype is None and measured.calls == 2
+    assert len(json.loads((tmp_path / speed.PRECISION_CACHE).read_text())) == 2
+
+
+def test_a_damaged_cache_is_measured_again(measured, tmp_path):
+    (tmp_path / speed.PRECISION_CACHE).write_text("{not json")
+    assert _engine().autocast_dtype == torch.bfloat16 and measured.calls == 1
+
+
+def test_clear_cache_makes_auto_measure_again(measured):
+    from helpers.network import clear_cache
+
+    _engine()
+    assert speed.PRECISION_CACHE in [p.name for p in clear_cache()]
+    _engine()
+    assert measured.calls == 2
+
+
+@pytest.mark.parametrize("value,optimizer,expected", [
+    ("float32", "adam", None),             # beats the measured bfloat16
+    ("bfloat16", "adam", torch.bfloat16),
+    (" BFloat16 ", "adam", torch.bfloat16),
+    ("bfloat16", "lbfgs", None),           # L-BFGS stays float32, without an error
+    ("auto", "adam", torch.bfloat16),
+])
+def test_nst_precision_overrides_every_config(monkeypatch, measured, value, optimizer, expected):
+    monkeypatch.setenv("NST_PRECISION", value)
+    config_says = "bfloat16" if expected is None and optimizer == "adam" else "float32"
+    assert _engine(precision=config_says, optimizer=optimizer).autocast_dtype == expected
+
+
+def test_a_bad_nst_precision_is_one_clear_line(monkeypatch, measured):
+    monkeypatch.setenv("NST_PRECISION", "fp8")
+    with pytest.raises(StyleTransferError, match=r"NST_PRECISION='fp8' is not a precision: set it to one of auto"):
+        _engine()
+
+
+def test_measuring_times_each_candidate():
+    model = load_vgg19("random")
+    candidates = speed.candidate_precisions("cpu")
+    seconds = speed.measure_precisions(torch.device("cpu"), candidates, model, px=32, warmup=1, rounds=2)
+    assert set(seconds) == set(candidates) and all(0 < s < 60 for s in seconds.values())
 
 
 def test_cuda_graphs_must_be_true_or_false():

@@ -1,0 +1,137 @@
+"""Every setting of a run (`StyleTransferConfig`) and the values each may take.
+
+This module imports nothing heavy, PyTorch least of all, so that `python -m helpers --help`
+can show the defaults at once; `validate()` imports its checkers only when it runs.
+"""
+
+import dataclasses
+import math
+from dataclasses import dataclass
+
+from .errors import StyleTransferError
+
+WEIGHTS_NAMES = ("caffe", "torchvision", "random")
+POOLING_NAMES = ("max", "avg")
+PRESERVE_COLOR_MODES = ("none", "luminance", "histogram")
+PRECISIONS = ("auto", "float32", "bfloat16", "float16")
+OPTIMIZERS = ("adam", "lbfgs")
+INITS = ("content", "noise")
+PAPER_STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
+#: Each optimizer's own learning rate. Adam's is the largest pixel change per step (the
+#: image is in [0, 1]); L-BFGS's scales the step its line search starts from, and 1 is the
+#: full quasi-Newton step.
+DEFAULT_LEARNING_RATES = {"adam": 0.02, "lbfgs": 1.0}
+
+
+@dataclass
+class StyleTransferConfig:
+    """Every setting of a run, with defaults that give a good picture in a few hundred steps.
+
+    Weights are relative: each layer's loss is divided by the mean square of its own target
+    once, before the run (see `StyleTransfer`), so the same weights work for both weight
+    files and for every image size. This normalization is ours, not the paper's.
+    """
+
+    size_px: int = 256  #: long edge of the result in pixels
+    steps: int = 300
+    content_layers: tuple = ("relu4_2",)  #: the paper's content layer
+    style_layers: tuple = PAPER_STYLE_LAYERS  #: the paper's style layers
+    style_layer_weights: tuple = None  #: one per style layer; None = equal (1/L each)
+    content_weight: float = 1.0  #: alpha in the paper
+    style_weight: float = 30.0  #: beta in the paper (30: the paper's α/β = 1e-3 balance, see benchmarks/)
+    tv_weight: float = 1.0  #: total variation, against high-frequency noise
+    optimizer: str = "adam"  #: "adam" or "lbfgs"
+    learning_rate: float = None  #: None: the optimizer's own (DEFAULT_LEARNING_RATES: Adam 0.02, L-BFGS 1)
+    init: str = "content"  #: "content" or "noise" (or pass init_image= to stylize)
+    seed: int = 0  #: for the noise init and anything random
+    device: str = "auto"  #: "auto" (cuda > mps > cpu), "cuda", "mps" or "cpu"
+    weights: str = "caffe"  #: "caffe" (original VGG-19), "torchvision" or "random"
+    pooling: str = "max"  #: "max" or "avg"
+    style_scale: float = 1.0  #: style image long edge = size_px × style_scale
+    style_blend_weights: tuple = None  #: one per style image when several are given
+    preserve_color: str = "none"  #: "none", "luminance" (style on luminance only) or "histogram" (style recoloured to the photo's)
+    normalized_network: bool = False  #: the paper's VGG-19, each filter rescaled to mean activation 1
+    precision: str = "auto"  #: "auto", "float32", "bfloat16" or "float16" (features only; see below)
+    cuda_graphs: bool = True  #: on a GPU, record one Adam step as a CUDA graph and replay it
+    report_every: int = 10  #: call the callback every this many steps
+
+    def __post_init__(self):
+        for name in ("content_layers", "style_layers", "style_layer_weights", "style_blend_weights"):
+            value = getattr(self, name)
+            if isinstance(value, str):
+                value = tuple(v for v in value.replace(",", " ").split() if v)
+            if value is not None:
+                setattr(self, name, tuple(value))
+
+    def validate(self):
+        """Raise a one-line StyleTransferError naming the first bad value; return self."""
+        from .device import pick_device  # these import PyTorch
+        from .images import check_size
+        from .network import check_layers
+
+        check_size(self.size_px, "size")
+        if isinstance(self.steps, bool) or not isinstance(self.steps, int) or self.steps < 1:
+            raise StyleTransferError(f"steps must be a positive whole number, got {self.steps!r}")
+        check_layers(self.content_layers)
+        check_layers(self.style_layers)
+        for name in ("content_weight", "style_weight", "tv_weight"):
+            _check_weight(name, getattr(self, name))
+        if self.style_layer_weights is not None:
+            if len(self.style_layer_weights) != len(self.style_layers):
+                raise StyleTransferError(
+                    f"{len(self.style_layer_weights)} style layer weights for "
+                    f"{len(self.style_layers)} style layers: give one per layer"
+                )
+            for w in self.style_layer_weights:
+                _check_weight("a style layer weight", w)
+        if self.style_blend_weights is not None:
+            for w in self.style_blend_weights:
+                _check_weight("a style blend weight", w)
+            if sum(self.style_blend_weights) <= 0:
+                raise StyleTransferError("style blend weights must not all be zero")
+        _check_choice("optimizer", self.optimizer, OPTIMIZERS)
+        _check_choice("init", self.init, INITS)
+        _check_choice("weights", self.weights, WEIGHTS_NAMES)
+        _check_choice("pooling", self.pooling, POOLING_NAMES)
+        _check_choice("precision", self.precision, PRECISIONS)
+        _check_choice("preserve_color", self.preserve_color, PRESERVE_COLOR_MODES)
+        for name in ("normalized_network", "cuda_graphs"):
+            if not isinstance(getattr(self, name), bool):
+                raise StyleTransferError(f"{name} must be True or False, got {getattr(self, name)!r}")
+        pick_device(self.device)
+        if self.learning_rate is not None and not (
+                isinstance(self.learning_rate, (int, float)) and math.isfinite(self.learning_rate)
+                and self.learning_rate > 0):
+            raise StyleTransferError(f"learning rate must be a positive number, got {self.learning_rate!r}")
+        if not (isinstance(self.style_scale, (int, float)) and math.isfinite(self.style_scale)
+                and self.style_scale > 0):
+            raise StyleTransferError(f"style scale must be a positive number, got {self.style_scale!r}")
+        if not isinstance(self.report_every, int) or self.report_every < 1:
+            raise StyleTransferError(f"report_every must be a positive whole number, got {self.report_every!r}")
+        return self
+
+    def lr(self):
+        """The learning rate this run uses: `learning_rate`, or the optimizer's own default."""
+        if self.learning_rate is None:
+            return DEFAULT_LEARNING_RATES[self.optimizer]
+        return self.learning_rate
+
+    def replace(self, **changes):
+        """A copy with some settings changed (unknown names are an error)."""
+        unknown = set(changes) - {f.name for f in dataclasses.fields(self)}
+        if unknown:
+            raise StyleTransferError(f"unknown setting {sorted(unknown)[0]!r}")
+        return dataclasses.replace(self, **changes)
+
+    def as_dict(self):
+        return dataclasses.asdict(self)
+
+
+def _check_weight(name, value):
+    if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value) or value < 0:
+        raise StyleTransferError(f"{name.replace('_', ' ')} must be a number ≥ 0, got {value!r}")
+
+
+def _check_choice(name, value, choices):
+    if value not in choices:
+        raise StyleTransferError(f"unknown {name} {value!r}: choose one of {', '.join(choices)}")
