@@ -63,6 +63,7 @@ def measured(monkeypatch, tmp_path):
     monkeypatch.setenv("NST_CACHE_DIR", str(tmp_path))
     monkeypatch.delenv(speed.PRECISION_ENV, raising=False)
     monkeypatch.setattr(speed, "measure_precisions", fake_measure)
+    monkeypatch.setattr(speed, "cpu_busy", lambda: False)  # as on an idle machine, whatever this one does
     monkeypatch.setattr(speed, "bf16_supported", lambda device: True)
     monkeypatch.setattr(speed, "fp16_tensor_cores", lambda device: False)
     return Measured
@@ -111,6 +112,24 @@ def test_the_measurement_is_cached_per_machine_and_torch_version(monkeypatch, me
     monkeypatch.setattr(torch, "__version__", "9.9.9")  # another torch: measured again
     assert _engine().autocast_dtype is None and measured.calls == 2
     assert len(json.loads((tmp_path / speed.PRECISION_CACHE).read_text())) == 2
+
+
+def test_a_measurement_on_a_busy_cpu_is_used_but_not_kept(monkeypatch, measured, tmp_path):
+    """Under load the precisions can swap places; such an answer must not stick for good."""
+    monkeypatch.setattr(speed, "cpu_busy", lambda: True)
+    assert _engine().autocast_dtype == torch.bfloat16 and measured.calls == 1
+    assert not (tmp_path / speed.PRECISION_CACHE).exists()
+    monkeypatch.setattr(speed, "cpu_busy", lambda: False)
+    assert _engine().autocast_dtype == torch.bfloat16 and measured.calls == 2  # measured again, now kept
+    assert (tmp_path / speed.PRECISION_CACHE).exists()
+
+
+def test_cpu_busy_compares_the_load_with_the_cores(monkeypatch):
+    monkeypatch.setattr(speed.os, "cpu_count", lambda: 2)
+    monkeypatch.setattr(speed.os, "getloadavg", lambda: (9.5, 8.0, 7.0))
+    assert speed.cpu_busy()
+    monkeypatch.setattr(speed.os, "getloadavg", lambda: (0.4, 0.3, 0.2))
+    assert not speed.cpu_busy()
 
 
 def test_a_damaged_cache_is_measured_again(measured, tmp_path):
