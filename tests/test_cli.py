@@ -141,3 +141,18 @@ def test_settings_go_into_the_png(tmp_path):
     out = tmp_path / "s.png"
     assert main([CITY, STARRY, "-o", str(out), "--style-weight", "42", *FAST]) == 0
     assert "'style_weight': 42.0" in Image.open(out).text["Settings"]
+
+
+@pytest.mark.parametrize("argv,device,sizes,steps", [
+    ([], "cpu", (256, 512), (150, 60)),          # the main job: 512 px, coarse to fine, on a CPU
+    ([], "cuda", (512, 1024), (300, 150)),       # ... and 1024 px on a GPU
+    (["--steps", "40"], "cpu", (256, 512), (40, 40)),
+    (["--size", "64"], "cpu", None, (300,)),     # one size: one run of the default steps
+    (["--size", "64", "--steps", "7"], "cpu", None, (7,)),
+    (["--sizes", "64,128", "--steps", "5"], "cpu", (64, 128), (5, 5)),
+])
+def test_the_main_job_and_explicit_sizes(argv, device, sizes, steps):
+    from helpers import cli
+
+    args = cli.build_parser().parse_args(argv)
+    assert cli._sizes_and_steps(args, device) == (sizes, steps)
