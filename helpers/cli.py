@@ -283,6 +283,8 @@ def main(argv=None):
         print(f"error: {err}", file=sys.stderr)
         return 2
     except (RuntimeError, MemoryError) as err:  # out of memory before the first step: one line too
+        from . import memory
+
         if not memory.is_out_of_memory(err):
             raise
         print(f"error: {memory.out_of_memory_message(err, None, None, None)} Nothing was written.",

@@ -203,9 +203,9 @@ def test_cli_refuses_size_20000_in_one_line_and_writes_nothing(tmp_path):
     assert list(tmp_path.iterdir()) == []  # no picture, no frames folder
 
 
-def test_the_refusal_comes_before_the_network_or_the_images_are_loaded(monkeypatch, capsys, tmp_path):
+def test_the_refusal_comes_before_the_images_are_loaded(monkeypatch, capsys, tmp_path):
     """"Within seconds" without a timed test: no image is loaded, no step run, before the refusal."""
-    from helpers import cli, images, optimization
+    from helpers import cli, optimization
 
     def loaded(*args, **kwargs):
         raise AssertionError("loaded something before refusing")
@@ -215,6 +215,22 @@ def test_the_refusal_comes_before_the_network_or_the_images_are_loaded(monkeypat
     monkeypatch.setattr(optimization, "load_image", loaded)
     assert cli.main(["--size", "20000", "--steps", "1"]) == 2
     assert "needs about" in capsys.readouterr().err and list(tmp_path.iterdir()) == []
+
+
+def test_out_of_memory_while_the_engine_is_built_is_one_line(monkeypatch, capsys, tmp_path):
+    """Out of memory before the first step (computing the targets, say): status 2, one line."""
+    from helpers import cli, optimization
+
+    def out_of_memory(*args, **kwargs):
+        raise RuntimeError("[enforce fail at alloc_cpu.cpp] DefaultCPUAllocator: can't allocate memory: "
+                           "you tried to allocate 38382080000 bytes")
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(optimization.StyleTransfer, "__init__", out_of_memory)
+    assert cli.main(["--size", "64", "--steps", "1"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("error: ") and "Nothing was written" in err
+    assert list(tmp_path.iterdir()) == []
 
 
 # --- a real allocation failure under a memory limit -------------------------------------------
