@@ -194,10 +194,15 @@ class StyleTransfer:
 
     # --- the objective ----------------------------------------------------------------
 
-    def style_layer_weights(self):
+    def layer_shares(self):
+        """w_l as given: `config.style_layer_weights`, or the paper's equal 1/L."""
         cfg = self.config
         user = cfg.style_layer_weights or (1.0 / len(cfg.style_layers),) * len(cfg.style_layers)
-        return {name: w * self.style_norms[name] for name, w in zip(cfg.style_layers, user)}
+        return dict(zip(cfg.style_layers, user))
+
+    def style_layer_weights(self):
+        """w_l times the layer's normalization (1 / the mean square of its target)."""
+        return {name: w * self.style_norms[name] for name, w in self.layer_shares().items()}
 
     def paper_weights(self, alpha_over_beta):
         r"""The content, style and style-layer weights that make this engine's loss the paper's
@@ -227,10 +232,9 @@ class StyleTransfer:
         raw E_l times the number of layers. With `paper_weights` all layers agree; with the
         default relative weights they don't (our per-layer normalization reweights them)."""
         alpha, betas = self._paper_factors()
-        weights = self.style_layer_weights()  # w_l already times the layer's normalization
         cfg = self.config
-        return {n: cfg.content_weight * alpha / (cfg.style_weight * weights[n] / self.style_norms[n] * betas[n] * len(betas))
-                for n in cfg.style_layers}
+        return {n: cfg.content_weight * alpha / (cfg.style_weight * w * betas[n] * len(betas))
+                for n, w in self.layer_shares().items()}
 
     def _paper_factors(self):
         """(a, {layer: b_l}): our content term is a·(the paper's ½Σ(F−P)²) per unit content
