@@ -2,6 +2,7 @@
 
     python -m helpers                              # the bundled city photo as The Starry Night
     python -m helpers photo.jpg painting.jpg -o out.png --size 512 --steps 500
+    python -m helpers train painting.jpg photos/ -o painting.pt   # see helpers.realtime_cli
 """
 
 import argparse
@@ -15,6 +16,7 @@ from pathlib import Path
 from .config import (INITS, OPTIMIZERS, POOLING_NAMES, PRECISIONS, PRESERVE_COLOR_MODES, WEIGHTS_NAMES,
                      StyleTransferConfig)
 from .errors import StyleTransferError
+from .realtime_cli import SUBCOMMANDS
 
 DEFAULTS = StyleTransferConfig()
 
@@ -32,6 +34,8 @@ def build_parser():
         description="Neural style transfer by optimization (Gatys, Ecker & Bethge): repaint "
                     "CONTENT in the style of STYLE. With no images, uses the bundled city photo "
                     "and The Starry Night.",
+        epilog="The real-time network (Johnson et al. 2016), trained once per painting, then one pass per photo: "
+               "python -m helpers train --help, python -m helpers apply --help.",
     )
     p.add_argument("content", nargs="?", help="the photo (default: images/content/city.jpg)")
     p.add_argument("style", nargs="*", help="one or more style images (default: images/style/starry_night.jpg)")
@@ -152,6 +156,11 @@ def _output_path(args, content, styles):
 
 
 def run(argv=None):
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv and argv[0] in SUBCOMMANDS and not Path(argv[0]).exists():
+        from . import realtime_cli  # the real-time network: train one, apply one
+
+        return realtime_cli.run(argv)
     args = build_parser().parse_args(argv)
     if args.clear_cache:
         from .network import cache_dir, clear_cache

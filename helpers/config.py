@@ -57,7 +57,7 @@ class StyleTransferConfig:
 
     def __post_init__(self):
         for name in ("content_layers", "style_layers", "style_layer_weights", "style_blend_weights"):
-            value = getattr(self, name)
+            value = getattr(self, name, None)
             if isinstance(value, str):
                 value = tuple(v for v in value.replace(",", " ").split() if v)
             if value is not None:
@@ -135,3 +135,72 @@ def _check_weight(name, value):
 def _check_choice(name, value, choices):
     if value not in choices:
         raise StyleTransferError(f"unknown {name} {value!r}: choose one of {', '.join(choices)}")
+
+
+@dataclass
+class TrainingConfig:
+    """Every setting of training a real-time style network (`helpers.realtime`).
+
+    The loss is the optimization's (same layers, same per-layer normalization, same meaning of
+    the weights); `style_px` plays the part of the optimization's size: the painting's Gram
+    matrices are taken at that size, and the network learns strokes of that scale in pictures
+    of about `photo_px`.
+    """
+
+    steps: int = 1000
+    batch_size: int = 4
+    photo_px: int = 256  #: each photo's long edge before cropping: the size the network is meant for
+    crop_px: int = 128  #: the square crops it is trained on
+    style_px: int = 256  #: the painting's long edge for its Gram matrices
+    content_layers: tuple = ("relu4_2",)
+    style_layers: tuple = PAPER_STYLE_LAYERS
+    style_layer_weights: tuple = None
+    content_weight: float = 1.0
+    style_weight: float = 30.0
+    tv_weight: float = 1.0
+    learning_rate: float = 1e-3  #: Adam on the network's weights (Johnson et al.)
+    width: int = 32  #: channels of the first convolution (Johnson et al.: 32)
+    residual_blocks: int = 5
+    norm: str = "instance"  #: "instance" or "batch"
+    weights: str = "caffe"  #: the loss network's weights
+    precision: str = "auto"  #: the loss network's forward pass, as in StyleTransferConfig
+    seed: int = 0
+    device: str = "auto"
+    checkpoint_every: int = 100
+    report_every: int = 10
+
+    __post_init__ = StyleTransferConfig.__post_init__
+
+    def validate(self):
+        """Raise a one-line StyleTransferError naming the first bad value; return self."""
+        from .device import pick_device
+        from .images import check_size
+        from .network import check_layers
+
+        for name in ("steps", "batch_size", "width", "residual_blocks", "checkpoint_every", "report_every"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise StyleTransferError(f"{name.replace('_', ' ')} must be a positive whole number, got {value!r}")
+        for name in ("photo_px", "crop_px", "style_px"):
+            check_size(getattr(self, name), name.replace("_px", " size"))
+        if self.crop_px > self.photo_px:
+            raise StyleTransferError(f"crop size {self.crop_px} px is larger than the photo size "
+                                     f"{self.photo_px} px: use a smaller crop or a larger photo size")
+        check_layers(self.content_layers)
+        check_layers(self.style_layers)
+        for name in ("content_weight", "style_weight", "tv_weight"):
+            _check_weight(name, getattr(self, name))
+        if self.style_layer_weights is not None and len(self.style_layer_weights) != len(self.style_layers):
+            raise StyleTransferError(f"{len(self.style_layer_weights)} style layer weights for "
+                                     f"{len(self.style_layers)} style layers: give one per layer")
+        if not (isinstance(self.learning_rate, (int, float)) and math.isfinite(self.learning_rate)
+                and self.learning_rate > 0):
+            raise StyleTransferError(f"learning rate must be a positive number, got {self.learning_rate!r}")
+        _check_choice("norm", self.norm, ("instance", "batch"))
+        _check_choice("weights", self.weights, WEIGHTS_NAMES)
+        _check_choice("precision", self.precision, PRECISIONS)
+        pick_device(self.device)
+        return self
+
+    replace = StyleTransferConfig.replace
+    as_dict = StyleTransferConfig.as_dict

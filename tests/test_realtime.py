@@ -1,0 +1,250 @@
+"""The real-time network (helpers.realtime): shapes, instance normalization, training that
+lowers the loss, checkpoints that resume, model files that load safely or fail in one line."""
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from PIL import Image
+
+from helpers.config import TrainingConfig
+from helpers.errors import StyleTransferError
+from helpers.images import load_image
+from helpers.realtime import (PerceptualLoss, Trainer, TransformNet, apply_model, load_model, norm_layer,
+                              photo_files, save_model)
+
+ROOT = Path(__file__).resolve().parents[1]
+STARRY = ROOT / "images/style/starry_night.jpg"
+PHOTOS = ROOT / "images/photos"
+#: small enough for a test: 40 px crops of photos at 64 px, two per batch
+TINY = dict(photo_px=64, crop_px=40, style_px=64, batch_size=2, precision="float32", device="cpu")
+
+
+@pytest.mark.parametrize("norm", ["instance", "batch"])
+@pytest.mark.parametrize("hw", [(33, 47), (64, 64), (7, 5), (130, 97)])
+def test_output_has_the_input_size_for_any_size(norm, hw):
+    net = TransformNet(width=8, residual_blocks=1, norm=norm)
+    out = net(torch.rand(2, 3, *hw))
+    assert out.shape == (2, 3, *hw) and out.dtype == torch.float32
+
+
+def test_instance_norm_normalizes_each_image_on_its_own():
+    layer = norm_layer("instance", 4)
+    x = torch.randn(3, 4, 9, 11) * torch.tensor([1.0, 5.0, 0.5]).view(3, 1, 1, 1) + 7
+    y = layer(x)
+    assert torch.allclose(y.mean(dim=(2, 3)), torch.zeros(3, 4), atol=1e-5)
+    assert torch.allclose(y.var(dim=(2, 3), unbiased=False), torch.ones(3, 4), atol=1e-3)
+    # the same picture in another batch is normalized the same: no statistics are shared
+    assert torch.allclose(layer(x[:1]), y[:1], atol=1e-6)
+
+
+def test_a_picture_does_not_depend_on_its_batch_with_instance_norm_but_does_with_batch_norm():
+    torch.manual_seed(0)
+    photo, others = torch.rand(1, 3, 32, 32), torch.rand(3, 3, 32, 32)
+    for norm, independent in (("instance", True), ("batch", False)):
+        net = TransformNet(width=8, residual_blocks=1, norm=norm).train()
+        alone, in_batch = net(photo), net(torch.cat([photo, others]))[:1]
+        assert torch.allclose(alone, in_batch, atol=1e-5) == independent, norm
+
+
+def test_unknown_norm_is_a_clear_error():
+    with pytest.raises(StyleTransferError, match="unknown normalization 'layer'"):
+        TransformNet(norm="layer")
+    with pytest.raises(StyleTransferError, match="norm"):
+        TrainingConfig(norm="layer").validate()
+
+
+def test_photo_files_never_include_the_painting_even_under_another_name(tmp_path):
+    for name in ("a.jpg", "b.png"):
+        Image.new("RGB", (64, 48), "white").save(tmp_path / name)
+    shutil.copy(STARRY, tmp_path / "copy_of_the_painting.jpg")
+    (tmp_path / "notes.txt").write_text("not a photo")
+    files = photo_files(tmp_path, exclude=[STARRY])
+    assert [f.name for f in files] == ["a.jpg", "b.png"]
+    (tmp_path / "sub").mkdir()
+    with pytest.raises(StyleTransferError, match="no photos"):
+        photo_files(tmp_path / "sub")
+    with pytest.raises(StyleTransferError, match="does not exist"):
+        photo_files(tmp_path / "nope")
+
+
+def test_photos_too_small_for_a_crop_are_a_clear_error(tmp_path):
+    Image.new("RGB", (40, 30), "white").save(tmp_path / "small.png")
+    with pytest.raises(StyleTransferError, match="none of the 1 photos gives a 40 px crop"):
+        Trainer(STARRY, tmp_path, TrainingConfig(**{**TINY, "photo_px": 40}))
+
+
+def test_the_loss_is_the_optimizations_loss():
+    """For one photo at the painting's size, the training loss equals StyleTransfer.losses."""
+    from helpers.optimization import StyleTransfer
+
+    engine = StyleTransfer(ROOT / "images/content/city.jpg", STARRY, size_px=64, precision="float32", device="cpu")
+    loss = PerceptualLoss(STARRY, TrainingConfig(**TINY), torch.device("cpu"))
+    picture = torch.rand_like(engine.content)
+    ours, theirs = loss(engine.content, picture), engine.losses(picture)
+    for k in ("content", "style", "tv", "total"):
+        assert torch.allclose(ours[k], theirs[k], rtol=1e-4), k
+
+
+def test_a_few_training_steps_lower_the_loss():
+    trainer = Trainer(STARRY, PHOTOS, TrainingConfig(steps=12, **TINY))
+    batch = trainer.data.batch()
+
+    def loss():
+        with torch.no_grad():
+            return trainer.loss(batch, trainer.net.eval()(batch))["total"].item()
+
+    before = loss()
+    trainer.run()
+    assert trainer.step == 12 and len(trainer.history) == 12
+    assert loss() < 0.7 * before
+
+
+def test_an_interrupted_training_resumes_where_it_stopped(tmp_path):
+    """4 steps, then a new Trainer on the same checkpoint: 2 more; the same weights as 6 at once."""
+    config = TrainingConfig(steps=6, checkpoint_every=2, seed=3, **TINY)
+    whole = Trainer(STARRY, PHOTOS, config)
+    whole.run()
+
+    first = Trainer(STARRY, PHOTOS, config, checkpoint=tmp_path / "run.ckpt")
+    first.run(steps=4)
+    second = Trainer(STARRY, PHOTOS, config, checkpoint=tmp_path / "run.ckpt")
+    assert second.step == 4 and len(second.history) == 4
+    second.run()
+    assert second.step == 6
+    for (name, a), b in zip(whole.net.state_dict().items(), second.net.state_dict().values()):
+        assert torch.allclose(a, b, atol=1e-5), name
+    assert [h["total"] for h in second.history] == pytest.approx([h["total"] for h in whole.history], rel=1e-4)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run.ckpt"]  # no temporary files left
+
+
+def test_a_failed_checkpoint_write_keeps_the_previous_checkpoint(tmp_path, monkeypatch):
+    path = tmp_path / "run.ckpt"
+    trainer = Trainer(STARRY, PHOTOS, TrainingConfig(steps=2, **TINY), checkpoint=path)
+    trainer.run()
+    good = path.read_bytes()
+
+    def broken_save(obj, f):
+        f.write(b"half a checkp")
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(torch, "save", broken_save)
+    with pytest.raises(StyleTransferError, match="No space left"):
+        trainer.save_checkpoint()
+    assert path.read_bytes() == good
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run.ckpt"]
+
+
+def test_resuming_with_other_settings_is_a_clear_error(tmp_path):
+    path = tmp_path / "run.ckpt"
+    Trainer(STARRY, PHOTOS, TrainingConfig(steps=1, **TINY), checkpoint=path).run()
+    with pytest.raises(StyleTransferError, match=r"other settings \(style_weight\)"):
+        Trainer(STARRY, PHOTOS, TrainingConfig(steps=2, style_weight=5.0, **TINY), checkpoint=path)
+
+
+def test_a_model_file_round_trips_and_loads_with_weights_only(tmp_path):
+    trainer = Trainer(STARRY, PHOTOS, TrainingConfig(steps=1, width=8, residual_blocks=2, **TINY))
+    trainer.run()
+    path = save_model(trainer.net, tmp_path / "starry.pt", trainer.settings())
+    raw = torch.load(path, weights_only=True)  # never runs code from the file
+    assert raw["architecture"] == {"width": 8, "residual_blocks": 2, "norm": "instance"}
+    net, settings = load_model(path)
+    assert settings["style"].endswith("starry_night.jpg") and settings["steps_done"] == 1
+    photo = ROOT / "images/content/city.jpg"
+    assert torch.equal(apply_model(net, photo, 48), trainer.stylize(load_image(photo, 48)))
+    with pytest.raises(StyleTransferError, match="already exists"):
+        save_model(trainer.net, path)
+
+
+class Foreign:
+    pass
+
+
+@pytest.mark.parametrize("kind", ["picture", "truncated", "foreign dict", "checkpoint", "pickled class",
+                                  "wrong shapes", "missing"])
+def test_a_bad_model_file_is_one_clear_line(tmp_path, kind):
+    path = tmp_path / "model.pt"
+    net = TransformNet(width=8, residual_blocks=1)
+    if kind == "picture":
+        shutil.copy(STARRY, path)
+    elif kind == "truncated":
+        save_model(net, path)
+        path.write_bytes(path.read_bytes()[:5000])
+    elif kind == "foreign dict":
+        torch.save({"weights": torch.zeros(3)}, path)
+    elif kind == "checkpoint":
+        Trainer(STARRY, PHOTOS, TrainingConfig(steps=1, width=8, residual_blocks=1, **TINY),
+                checkpoint=path).run()
+    elif kind == "pickled class":
+        torch.save({"format": "nst-tutorial/transform-net", "x": Foreign()}, path)
+    elif kind == "wrong shapes":
+        save_model(net, path)
+        state = torch.load(path, weights_only=True)
+        state["architecture"]["width"] = 16
+        torch.save(state, path)
+    with pytest.raises(StyleTransferError) as err:
+        load_model(path)
+    message = str(err.value)
+    assert "\n" not in message and str(path) in message, message
+
+
+# --- the command line ------------------------------------------------------------------------------
+
+def _cli(*args, cwd):
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    return subprocess.run([sys.executable, "-m", "helpers", *args], cwd=cwd, env=env, capture_output=True,
+                          text=True, timeout=300)
+
+
+def test_train_then_apply_from_the_command_line(tmp_path):
+    tiny = ["--steps", "3", "--crop", "40", "--photo-size", "64", "--style-size", "64", "--batch-size", "2",
+            "--precision", "float32", "--device", "cpu"]
+    done = _cli("train", str(STARRY), str(PHOTOS), "-o", "starry.pt", *tiny, "--preview", str(PHOTOS / "apple.jpg"),
+                cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "Saved starry.pt (3 steps" in done.stdout and "3/3" in done.stderr
+    assert (tmp_path / "starry.pt.ckpt").exists() and (tmp_path / "starry-preview.png").exists()
+    again = _cli("train", str(STARRY), str(PHOTOS), "-o", "starry.pt", *tiny, cwd=tmp_path)
+    assert again.returncode == 2 and again.stderr.count("\n") == 1 and "already exists" in again.stderr
+
+    city = tmp_path / "city.jpg"
+    shutil.copy(ROOT / "images/content/city.jpg", city)
+    one = _cli("apply", "starry.pt", "city.jpg", "--size", "64", cwd=tmp_path)
+    assert one.returncode == 0, one.stderr
+    assert Image.open(tmp_path / "city-starry.png").size == (64, 48)
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for name in ("a.jpg", "b.png"):
+        Image.new("RGB", (50, 40), "red").save(folder / name)
+    many = _cli("apply", "starry.pt", "in", "-o", "out", cwd=tmp_path)
+    assert many.returncode == 0, many.stderr
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a-starry.png", "b-starry.png"]
+    before = (tmp_path / "out/a-starry.png").read_bytes()
+    refused = _cli("apply", "starry.pt", "in", "-o", "out", cwd=tmp_path)
+    assert refused.returncode == 2 and refused.stderr.count("\n") == 1 and "already exists" in refused.stderr
+    assert (tmp_path / "out/a-starry.png").read_bytes() == before
+
+
+@pytest.mark.parametrize("args, message", [
+    (["apply", "nope.pt", "x.jpg"], "x.jpg does not exist"),
+    (["apply", "painting.jpg", "painting.jpg", "-o", "out.png"], "is not a style model file"),
+    (["train", "nope.jpg"], "nope.jpg does not exist"),
+    (["train", "painting.jpg", "empty"], "no photos"),
+    (["train", "painting.jpg", "-o", "model.txt"], "must end in .pt"),
+    (["train", "painting.jpg", "--crop", "300"], "crop size 300 px is larger"),
+    (["train", "painting.jpg", "--limit", "5"], "--limit goes with --download"),
+    (["train", "painting.jpg", "--steps", "0"], "steps must be a positive"),
+    (["apply", "painting.jpg", "painting.jpg", "--size", "0"], "too small"),
+])
+def test_bad_input_is_one_line_and_writes_nothing(tmp_path, args, message):
+    shutil.copy(STARRY, tmp_path / "painting.jpg")
+    (tmp_path / "empty").mkdir()
+    before = sorted(p.name for p in tmp_path.iterdir())
+    done = _cli(*args, cwd=tmp_path)
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.count("\n") == 1 and message in done.stderr, done.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == before
