@@ -439,3 +439,33 @@ def apply_model(net, photo, size_px=None):
     device = next(net.parameters()).device
     image = load_image(photo, size_px).to(device)
     return net(image).clamp(0, 1).cpu()
+
+
+# --- frames of a video ---------------------------------------------------------------------------
+
+def pan_frames(photo, size_px, frames, shift_px):
+    """`frames` windows of `size_px` × `size_px`·¾ sliding right across `photo` by `shift_px` per
+    frame: a slow camera pan, the simplest video whose true motion is known exactly."""
+    width = size_px + shift_px * (frames - 1)
+    image = load_image(photo)
+    height = round(size_px * 3 / 4)
+    scale = max(width / image.shape[-1], height / image.shape[-2])
+    image = nn.functional.interpolate(image, scale_factor=scale, mode="bilinear", antialias=True,
+                                      align_corners=False).clamp(0, 1)
+    top = (image.shape[-2] - height) // 2
+    return [image[..., top:top + height, t * shift_px:t * shift_px + size_px].contiguous() for t in range(frames)]
+
+
+def flicker(frames, shift_px):
+    r"""How much a pan's frames change beyond the camera's motion, in 0..255 levels:
+
+    .. math:: \frac{255}{T-1} \sum_{t} \text{mean} \left| F_{t+1}[:, :W-s] - F_t[:, s:] \right|
+
+    each frame compared with the next one moved back by the pan's shift s, on the part both see.
+    The photo's own frames score 0: all of a stylized pan's score is flicker.
+    """
+    if len(frames) < 2:
+        raise StyleTransferError("flicker needs at least two frames")
+    s = shift_px
+    total = sum((b[..., :, : b.shape[-1] - s] - a[..., :, s:]).abs().mean() for a, b in zip(frames, frames[1:]))
+    return 255 * float(total) / (len(frames) - 1)
