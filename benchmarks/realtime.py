@@ -58,6 +58,7 @@ def main(argv=None):
     p.add_argument("--crop", type=int, default=128)
     p.add_argument("--batch", type=int, default=4)
     p.add_argument("--grid", action="store_true", help="content layer × style weight, and batch norm")
+    p.add_argument("--variants", help="a JSON list of TrainingConfig settings, one network each (replaces --grid)")
     p.add_argument("--quick", action="store_true")
     p.add_argument("--out", default=str(ROOT / "benchmarks/results"))
     args = p.parse_args(argv)
@@ -92,7 +93,8 @@ def main(argv=None):
     pan = pan_frames(city, eval_px, 4 if args.quick else PAN["frames"], PAN["shift"])
     print(json.dumps(results["optimization"]), flush=True)
 
-    variants = GRID if args.grid else [{}]
+    variants = json.loads(args.variants) if args.variants else GRID if args.grid else [{}]
+    variants = [{k: tuple(v) if isinstance(v, list) else v for k, v in variant.items()} for variant in variants]
     results["networks"] = []
     for i, variant in enumerate(variants):
         sizes = ({"steps": 3, "crop_px": 40, "batch_size": 2} if args.quick else

@@ -26,6 +26,7 @@ import time
 from pathlib import Path
 
 import torch
+from PIL import Image
 from torch import nn
 
 from . import losses, speed
@@ -155,8 +156,9 @@ class PhotoCrops:
     """Batches of random square crops of random photos, each flipped left-right half the time.
 
     Each photo is resized once so that its long edge is `photo_px` (the size the network is
-    meant for: a crop is then a window of a photo at that size), and kept in memory as bytes.
-    Photos too small for a crop are skipped; a folder where none is large enough is an error.
+    meant for: a crop is then a window of a photo at that size), or more where its short edge
+    would be shorter than a crop, and kept in memory as bytes. Photos that cannot be read are
+    skipped (`skipped`); a folder where none can is an error.
     """
 
     def __init__(self, files, photo_px, crop_px, batch_size, seed=0):
@@ -165,17 +167,17 @@ class PhotoCrops:
         self.photos, self.skipped = [], []
         for f in files:
             try:
-                image = load_image(f, photo_px)
-            except StyleTransferError:
-                self.skipped.append(f)
-                continue
-            if min(image.shape[-2:]) < crop_px:
+                with Image.open(f) as pil:  # reads the header only
+                    short, long = sorted(pil.size)
+                # a wide photo: enlarged until its short edge holds a crop
+                image = load_image(f, max(photo_px, -(-crop_px * long // max(1, short))))
+            except (StyleTransferError, OSError):
                 self.skipped.append(f)
                 continue
             self.photos.append((image[0] * 255).round().to(torch.uint8))
         if not self.photos:
-            raise StyleTransferError(f"none of the {len(files)} photos gives a {crop_px} px crop at "
-                                     f"{photo_px} px: use larger photos or a smaller crop")
+            raise StyleTransferError(f"none of the {len(files)} photos could be read: "
+                                     f"{', '.join(str(f) for f in self.skipped[:3])}")
 
     def __len__(self):
         return len(self.photos)

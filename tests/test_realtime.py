@@ -14,7 +14,7 @@ from PIL import Image
 from helpers.config import TrainingConfig
 from helpers.errors import StyleTransferError
 from helpers.images import load_image
-from helpers.realtime import (PerceptualLoss, Trainer, TransformNet, apply_model, load_model, norm_layer,
+from helpers.realtime import (PerceptualLoss, PhotoCrops, Trainer, TransformNet, apply_model, load_model, norm_layer,
                               photo_files, save_model)
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -72,10 +72,19 @@ def test_photo_files_never_include_the_painting_even_under_another_name(tmp_path
         photo_files(tmp_path / "nope")
 
 
-def test_photos_too_small_for_a_crop_are_a_clear_error(tmp_path):
-    Image.new("RGB", (40, 30), "white").save(tmp_path / "small.png")
-    with pytest.raises(StyleTransferError, match="none of the 1 photos gives a 40 px crop"):
-        Trainer(STARRY, tmp_path, TrainingConfig(**{**TINY, "photo_px": 40}))
+def test_every_photo_gives_crops_whatever_its_shape(tmp_path):
+    """A wide photo at PHOTO_PX would be shorter than a crop: it is enlarged until it holds one."""
+    Image.new("RGB", (400, 100), "white").save(tmp_path / "wide.png")
+    Image.new("RGB", (64, 64), "white").save(tmp_path / "square.png")
+    (tmp_path / "broken.jpg").write_bytes(b"not a picture")
+    crops = PhotoCrops(photo_files(tmp_path), photo_px=64, crop_px=40, batch_size=3)
+    assert len(crops) == 2 and [f.name for f in crops.skipped] == ["broken.jpg"]
+    assert sorted(tuple(p.shape) for p in crops.photos) == [(3, 40, 160), (3, 64, 64)]
+    assert crops.batch().shape == (3, 3, 40, 40)
+    (tmp_path / "wide.png").unlink()
+    (tmp_path / "square.png").unlink()
+    with pytest.raises(StyleTransferError, match="none of the 1 photos could be read"):
+        PhotoCrops(photo_files(tmp_path), photo_px=64, crop_px=40, batch_size=3)
 
 
 def test_the_loss_is_the_optimizations_loss():
