@@ -114,6 +114,18 @@ def test_the_measurement_is_cached_per_machine_and_torch_version(monkeypatch, me
     assert len(json.loads((tmp_path / speed.PRECISION_CACHE).read_text())) == 2
 
 
+def test_an_answer_measured_at_another_size_is_measured_again(monkeypatch, measured, tmp_path):
+    """A GPU's cached answer from the 512 px probe (launch-bound on an H100: it kept float32 where
+    bfloat16 steps took 0.62 of float32's) must not outlive the probe that made it."""
+    assert _engine().autocast_dtype == torch.bfloat16 and measured.calls == 1
+    path = tmp_path / speed.PRECISION_CACHE
+    cache = json.loads(path.read_text())
+    cache[speed.machine_key("cpu")].update(precision="float32", px=512)
+    path.write_text(json.dumps(cache))
+    assert _engine().autocast_dtype == torch.bfloat16 and measured.calls == 2
+    assert json.loads(path.read_text())[speed.machine_key("cpu")]["px"] == speed.MEASURE_PX["cpu"]
+
+
 def test_a_measurement_on_a_busy_cpu_is_used_but_not_kept(monkeypatch, measured, tmp_path):
     """Under load the precisions can swap places; such an answer must not stick for good."""
     monkeypatch.setattr(speed, "cpu_busy", lambda: True)
