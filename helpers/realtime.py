@@ -317,7 +317,7 @@ class Trainer:
                 if should_stop():
                     self.stopped = "stopped"
                     break
-                self.history.append(self.train_step())
+                self.history.append({"step": self.step + 1, **self.train_step()})
                 self.step += 1
                 if self.checkpoint is not None and self.step % cfg.checkpoint_every == 0:
                     self.save_checkpoint()
@@ -346,7 +346,7 @@ class Trainer:
         state = {"format": MODEL_FORMAT + "/checkpoint", "version": MODEL_VERSION,
                  "settings": self.settings(), "net": self.net.state_dict(),
                  "optimizer": self.optimizer.state_dict(), "step": self.step, "seconds": self.seconds,
-                 "history": {k: [h[k] for h in self.history] for k in ("content", "style", "tv", "total")},
+                 "history": {k: [h[k] for h in self.history] for k in ("step", "content", "style", "tv", "total")},
                  "torch_rng": torch.get_rng_state(), "data": self.data.state()}
         write_atomically(path, lambda f: torch.save(state, f))
         return path

@@ -92,7 +92,7 @@ def test_the_loss_is_the_optimizations_loss():
     from helpers.optimization import StyleTransfer
 
     engine = StyleTransfer(ROOT / "images/content/city.jpg", STARRY, size_px=64, precision="float32", device="cpu")
-    loss = PerceptualLoss(STARRY, TrainingConfig(**TINY), torch.device("cpu"))
+    loss = PerceptualLoss(STARRY, TrainingConfig(style_weight=30.0, **TINY), torch.device("cpu"))
     picture = torch.rand_like(engine.content)
     ours, theirs = loss(engine.content, picture), engine.losses(picture)
     for k in ("content", "style", "tv", "total"):
