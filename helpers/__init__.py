@@ -10,7 +10,9 @@ The package is cut the way the tutorial is told:
 - `speed`        what makes a step fast without changing it (precision "auto" measures)
 - `memory`       how much a run needs and the machine has: refusing sizes that cannot fit
 - `plots`        image grids, feature maps, Gram heatmaps, loss curves
-- `cli`          `python -m helpers`
+- `realtime`     the real-time network (Johnson et al. 2016): train once per painting, one pass per photo
+- `download`     a resumable, checksum-checked download of a public photo set to train it on
+- `cli`          `python -m helpers` (and `python -m helpers train` / `apply`)
 """
 
 import importlib
