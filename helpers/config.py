@@ -164,6 +164,7 @@ class TrainingConfig:
     width: int = 32  #: channels of the first convolution (Johnson et al.: 32)
     residual_blocks: int = 5
     norm: str = "instance"  #: "instance" or "batch"
+    skip: bool = False  #: output = photo + the network's change (see TransformNet)
     weights: str = "caffe"  #: the loss network's weights
     precision: str = "auto"  #: the loss network's forward pass, as in StyleTransferConfig
     seed: int = 0
@@ -199,6 +200,8 @@ class TrainingConfig:
                 and self.learning_rate > 0):
             raise StyleTransferError(f"learning rate must be a positive number, got {self.learning_rate!r}")
         _check_choice("norm", self.norm, ("instance", "batch"))
+        if not isinstance(self.skip, bool):
+            raise StyleTransferError(f"skip must be True or False, got {self.skip!r}")
         _check_choice("weights", self.weights, WEIGHTS_NAMES)
         _check_choice("precision", self.precision, PRECISIONS)
         pick_device(self.device)

@@ -160,7 +160,7 @@ def test_a_model_file_round_trips_and_loads_with_weights_only(tmp_path):
     trainer.run()
     path = save_model(trainer.net, tmp_path / "starry.pt", trainer.settings())
     raw = torch.load(path, weights_only=True)  # never runs code from the file
-    assert raw["architecture"] == {"width": 8, "residual_blocks": 2, "norm": "instance"}
+    assert raw["architecture"] == {"width": 8, "residual_blocks": 2, "norm": "instance", "skip": False}
     net, settings = load_model(path)
     assert settings["style"].endswith("starry_night.jpg") and settings["steps_done"] == 1
     photo = ROOT / "images/content/city.jpg"
@@ -257,3 +257,11 @@ def test_bad_input_is_one_line_and_writes_nothing(tmp_path, args, message):
     assert done.returncode == 2, done.stderr
     assert done.stderr.count("\n") == 1 and message in done.stderr, done.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == before
+
+
+def test_with_skip_the_untrained_network_returns_the_photo_and_its_file_says_so(tmp_path):
+    net = TransformNet(width=8, residual_blocks=1, skip=True)
+    photo = torch.rand(1, 3, 37, 29)
+    assert torch.equal(net(photo), photo)
+    loaded, _ = load_model(save_model(net, tmp_path / "skip.pt"))
+    assert loaded.skip and torch.equal(loaded(photo), photo)
