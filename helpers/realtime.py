@@ -18,6 +18,7 @@ forward pass.
 - `PerceptualLoss`   the optimization's loss for a batch of photos and their stylized versions
 - `Trainer`          training with checkpoints that resume, `save_model` / `load_model`
 - `apply_model`      one photo through the network
+- `pan_frames`, `flicker`  a video whose motion is known, and how much its stylized frames flicker
 """
 
 import os
