@@ -78,3 +78,19 @@ def test_paper_loss_is_zero_content_term_for_the_photo_and_the_reference_moves(o
     for _ in range(3):
         last = float(ref.step())
     assert last < first and ref.step_count == 4
+
+
+def test_the_real_time_benchmark_runs_end_to_end(tmp_path, one_thread):
+    """benchmarks/realtime.py --quick: two tiny networks against a 3-step optimization, every figure written."""
+    from benchmarks import realtime
+
+    realtime.main(["--quick", "--device", "cpu", "--out", str(tmp_path),
+                   "--variants", '[{}, {"norm": "batch", "content_layers": ["relu2_2"]}]'])
+    slug = run.describe_machine(torch.device("cpu"))[1]
+    results = json.loads((tmp_path / f"realtime-{slug}.json").read_text())
+    first, second = results["networks"]
+    assert second["settings"]["norm"] == "batch" and second["settings"]["content_layers"] == ["relu2_2"]
+    assert first["steps"] == 3 and first["one_pass_seconds"] > 0 and first["flicker"] >= 0
+    assert first["style_vs_optimization"] == pytest.approx(first["style"] / results["optimization"]["style"])
+    assert set(first["images_per_second"]) == {"cpu float32 64"}
+    assert (tmp_path / f"realtime-{slug}.pt").exists() and (tmp_path / f"realtime-{slug}-optimization.png").exists()
