@@ -44,6 +44,11 @@ MEASURE_PX = {"cpu": 128, "cuda": 1024}
 MEASURE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu4_2", "relu5_1")
 
 
+def measure_px(device):
+    """The size (px) "auto" times a pass at on `device` (`MEASURE_PX`)."""
+    return MEASURE_PX.get(torch.device(device).type, 128)
+
+
 def pick_precision(precision, device, optimizer="adam", model=None):
     """The dtype of the network's forward pass for `precision` on `device`, or None for float32.
 
@@ -140,7 +145,7 @@ def measured_precision(device, model=None):
     known = cache.get(key)
     # an answer measured at another size (by an older version of this function) is measured again
     if (isinstance(known, dict) and known.get("precision") in candidates
-            and known.get("px") == MEASURE_PX.get(device.type, 128)):
+            and known.get("px") == measure_px(device)):
         return known["precision"]
     seconds = measure_precisions(device, candidates, model)
     choice = fastest_precision(seconds)
@@ -151,7 +156,7 @@ def measured_precision(device, model=None):
         # 0.17 s against 0.09 s idle). Use the answer now, but measure again next time.
         return choice
     cache = _read_json(path)  # again: another process may have written meanwhile
-    cache[key] = {"precision": choice, "seconds_per_step": seconds, "px": MEASURE_PX.get(device.type, 128),
+    cache[key] = {"precision": choice, "seconds_per_step": seconds, "px": measure_px(device),
                   "measured": time.strftime("%Y-%m-%d %H:%M:%S")}
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -182,7 +187,7 @@ def measure_precisions(device, candidates, model=None, px=None, warmup=2, rounds
     takes about a second or two.
     """
     device = torch.device(device)
-    px = px or MEASURE_PX.get(device.type, 128)
+    px = px or measure_px(device)
     if model is None:
         from .network import load_vgg19
 
