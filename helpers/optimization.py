@@ -67,6 +67,18 @@ def cached_vgg19(weights, pooling, device, normalized=False):
     return _MODELS[key]
 
 
+def normalization(target):
+    """1 / the mean square of a layer's target: our departure from the paper. Each layer's loss
+    is divided by it, so that every layer starts on an equal footing whatever its scale."""
+    return 1.0 / (target.float().pow(2).mean().item() + 1e-8)
+
+
+def layer_shares(config):
+    """w_l as given: `config.style_layer_weights`, or the paper's equal 1/L, by layer name."""
+    user = config.style_layer_weights or (1.0 / len(config.style_layers),) * len(config.style_layers)
+    return dict(zip(config.style_layers, user))
+
+
 class StyleTransfer:
     """The style-transfer engine: targets computed once, then `run(steps)` as often as you like.
 
@@ -144,10 +156,8 @@ class StyleTransfer:
             for name in cfg.style_layers:
                 grams[name] = grams[name] + weight * losses.gram_matrix(feats[name])
         self.style_targets = grams
-        # Our departure from the paper: each layer's loss is divided by the mean square of
-        # its target, so that every layer starts on an equal footing whatever its scale.
-        self.content_norms = {n: 1.0 / (t.pow(2).mean().item() + 1e-8) for n, t in self.content_targets.items()}
-        self.style_norms = {n: 1.0 / (g.pow(2).mean().item() + 1e-8) for n, g in grams.items()}
+        self.content_norms = {n: normalization(t) for n, t in self.content_targets.items()}
+        self.style_norms = {n: normalization(g) for n, g in grams.items()}
         self.layers = list(dict.fromkeys(list(cfg.content_layers) + list(cfg.style_layers)))
 
     def _make_optimizer(self):
@@ -196,9 +206,7 @@ class StyleTransfer:
 
     def layer_shares(self):
         """w_l as given: `config.style_layer_weights`, or the paper's equal 1/L."""
-        cfg = self.config
-        user = cfg.style_layer_weights or (1.0 / len(cfg.style_layers),) * len(cfg.style_layers)
-        return dict(zip(cfg.style_layers, user))
+        return layer_shares(self.config)
 
     def style_layer_weights(self):
         """w_l times the layer's normalization (1 / the mean square of its target)."""

@@ -34,8 +34,8 @@ from . import losses, speed
 from .config import TrainingConfig
 from .device import pick_device
 from .errors import StyleTransferError
-from .images import load_image, write_atomically
-from .optimization import Progress, cached_vgg19
+from .images import check_output_path, load_image, write_atomically
+from .optimization import Progress, cached_vgg19, layer_shares, normalization
 
 MODEL_FORMAT = "nst-tutorial/transform-net"
 MODEL_VERSION = 1
@@ -207,12 +207,11 @@ class PhotoCrops:
         return torch.stack([self.crop() for _ in range(self.batch_size)]).float() / 255
 
     def state(self):
-        return {"random": repr(self.random.getstate())}
+        """Where the crops' random numbers stand (ints in tuples: a checkpoint loads it with weights_only)."""
+        return {"random": self.random.getstate()}
 
     def set_state(self, state):
-        import ast
-        version, internal, gauss = ast.literal_eval(state["random"])
-        self.random.setstate((version, tuple(internal), gauss))
+        self.random.setstate(state["random"])
 
 
 # --- the loss --------------------------------------------------------------------------------
@@ -236,9 +235,7 @@ class PerceptualLoss:
         with torch.no_grad():
             feats = self.features(style_image, config.style_layers)
             self.grams = {n: losses.gram_matrix(feats[n]) for n in config.style_layers}
-        shares = config.style_layer_weights or (1.0 / len(config.style_layers),) * len(config.style_layers)
-        self.layer_weights = {n: w / (self.grams[n].pow(2).mean().item() + 1e-8)
-                              for n, w in zip(config.style_layers, shares)}
+        self.layer_weights = {n: w * normalization(self.grams[n]) for n, w in layer_shares(config).items()}
         self.layers = list(dict.fromkeys(list(config.content_layers) + list(config.style_layers)))
 
     def features(self, image, layers):
@@ -403,8 +400,7 @@ def save_model(net, path, settings=None, overwrite=False):
     `torch.load(path, weights_only=True)`: loading a model file never runs code from it.
     """
     path = Path(path)
-    if path.exists() and not overwrite:
-        raise StyleTransferError(f"{path} already exists: choose another name or pass --overwrite")
+    check_output_path(path, overwrite)
     state = {"format": MODEL_FORMAT, "version": MODEL_VERSION, "architecture": dict(net.settings),
              "settings": dict(settings or {}), "state_dict": {k: v.detach().cpu() for k, v in net.state_dict().items()}}
     return write_atomically(path, lambda f: torch.save(state, f))
