@@ -67,23 +67,10 @@ class StyleTransferConfig:
         """Raise a one-line StyleTransferError naming the first bad value; return self."""
         from .device import pick_device  # these import PyTorch
         from .images import check_size
-        from .network import check_layers
 
         check_size(self.size_px, "size")
-        if isinstance(self.steps, bool) or not isinstance(self.steps, int) or self.steps < 1:
-            raise StyleTransferError(f"steps must be a positive whole number, got {self.steps!r}")
-        check_layers(self.content_layers)
-        check_layers(self.style_layers)
-        for name in ("content_weight", "style_weight", "tv_weight"):
-            _check_weight(name, getattr(self, name))
-        if self.style_layer_weights is not None:
-            if len(self.style_layer_weights) != len(self.style_layers):
-                raise StyleTransferError(
-                    f"{len(self.style_layer_weights)} style layer weights for "
-                    f"{len(self.style_layers)} style layers: give one per layer"
-                )
-            for w in self.style_layer_weights:
-                _check_weight("a style layer weight", w)
+        _check_whole("steps", self.steps)
+        _check_loss(self)
         if self.style_blend_weights is not None:
             for w in self.style_blend_weights:
                 _check_weight("a style blend weight", w)
@@ -99,15 +86,10 @@ class StyleTransferConfig:
             if not isinstance(getattr(self, name), bool):
                 raise StyleTransferError(f"{name} must be True or False, got {getattr(self, name)!r}")
         pick_device(self.device)
-        if self.learning_rate is not None and not (
-                isinstance(self.learning_rate, (int, float)) and math.isfinite(self.learning_rate)
-                and self.learning_rate > 0):
-            raise StyleTransferError(f"learning rate must be a positive number, got {self.learning_rate!r}")
-        if not (isinstance(self.style_scale, (int, float)) and math.isfinite(self.style_scale)
-                and self.style_scale > 0):
-            raise StyleTransferError(f"style scale must be a positive number, got {self.style_scale!r}")
-        if not isinstance(self.report_every, int) or self.report_every < 1:
-            raise StyleTransferError(f"report_every must be a positive whole number, got {self.report_every!r}")
+        if self.learning_rate is not None:
+            _check_positive("learning rate", self.learning_rate)
+        _check_positive("style scale", self.style_scale)
+        _check_whole("report_every", self.report_every)
         return self
 
     def lr(self):
@@ -125,6 +107,34 @@ class StyleTransferConfig:
 
     def as_dict(self):
         return dataclasses.asdict(self)
+
+
+def _check_loss(config):
+    """The settings of the loss that a run and a training share: layers and weights."""
+    from .network import check_layers
+
+    check_layers(config.content_layers)
+    check_layers(config.style_layers)
+    for name in ("content_weight", "style_weight", "tv_weight"):
+        _check_weight(name, getattr(config, name))
+    if config.style_layer_weights is not None:
+        if len(config.style_layer_weights) != len(config.style_layers):
+            raise StyleTransferError(
+                f"{len(config.style_layer_weights)} style layer weights for "
+                f"{len(config.style_layers)} style layers: give one per layer"
+            )
+        for w in config.style_layer_weights:
+            _check_weight("a style layer weight", w)
+
+
+def _check_whole(name, value):
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise StyleTransferError(f"{name} must be a positive whole number, got {value!r}")
+
+
+def _check_positive(name, value):
+    if not (isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and value > 0):
+        raise StyleTransferError(f"{name} must be a positive number, got {value!r}")
 
 
 def _check_weight(name, value):
@@ -178,27 +188,16 @@ class TrainingConfig:
         """Raise a one-line StyleTransferError naming the first bad value; return self."""
         from .device import pick_device
         from .images import check_size
-        from .network import check_layers
 
         for name in ("steps", "batch_size", "width", "residual_blocks", "checkpoint_every", "report_every"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise StyleTransferError(f"{name.replace('_', ' ')} must be a positive whole number, got {value!r}")
+            _check_whole(name.replace("_", " "), getattr(self, name))
         for name in ("photo_px", "crop_px", "style_px"):
             check_size(getattr(self, name), name.replace("_px", " size"))
         if self.crop_px > self.photo_px:
             raise StyleTransferError(f"crop size {self.crop_px} px is larger than the photo size "
                                      f"{self.photo_px} px: use a smaller crop or a larger photo size")
-        check_layers(self.content_layers)
-        check_layers(self.style_layers)
-        for name in ("content_weight", "style_weight", "tv_weight"):
-            _check_weight(name, getattr(self, name))
-        if self.style_layer_weights is not None and len(self.style_layer_weights) != len(self.style_layers):
-            raise StyleTransferError(f"{len(self.style_layer_weights)} style layer weights for "
-                                     f"{len(self.style_layers)} style layers: give one per layer")
-        if not (isinstance(self.learning_rate, (int, float)) and math.isfinite(self.learning_rate)
-                and self.learning_rate > 0):
-            raise StyleTransferError(f"learning rate must be a positive number, got {self.learning_rate!r}")
+        _check_loss(self)
+        _check_positive("learning rate", self.learning_rate)
         _check_choice("norm", self.norm, ("instance", "batch"))
         if not isinstance(self.skip, bool):
             raise StyleTransferError(f"skip must be True or False, got {self.skip!r}")
