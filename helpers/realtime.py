@@ -374,13 +374,13 @@ class Trainer:
         try:
             self.net.load_state_dict(state["net"])
             self.optimizer.load_state_dict(state["optimizer"])
-        except (RuntimeError, ValueError, KeyError) as err:
+            torch.set_rng_state(state["torch_rng"])
+            self.data.set_state(state["data"])
+        except (RuntimeError, ValueError, TypeError, KeyError) as err:
             raise StyleTransferError(f"checkpoint {path} does not fit this network: {_first_line(err)}") from None
         self.step, self.seconds = int(state["step"]), float(state.get("seconds", 0.0))
         h = state["history"]
         self.history = [dict(zip(h, values)) for values in zip(*h.values())]
-        torch.set_rng_state(state["torch_rng"])
-        self.data.set_state(state["data"])
 
 
 def _plain(value):
