@@ -100,7 +100,7 @@ def main(argv=None):
         sizes = ({"steps": 3, "crop_px": 40, "batch_size": 2} if args.quick else
                  {"steps": args.steps or 10**9, "crop_px": min(args.crop, eval_px), "batch_size": args.batch})
         config = TrainingConfig(photo_px=eval_px, style_px=eval_px, device=str(device), report_every=50,
-                                **sizes, **variant)
+                                **{**sizes, **variant})  # a variant may set its own steps or batch
         trainer = Trainer(painting, files, config)
         deadline = time.perf_counter() + 60 * args.minutes
         trainer.run(stop=None if args.steps or args.quick else (lambda: time.perf_counter() > deadline))
