@@ -3,6 +3,13 @@
 `NST_QUICK=1` (set by the test configuration) shrinks every size and step count so the
 whole series runs in minutes under pytest; without it, notebooks run at full size:
 GPU sizes where there is a GPU, CPU sizes that finish in minutes otherwise.
+
+CPUs differ by more than ten times (one Binder core in float32 against a laptop's eight
+in bfloat16), so on a CPU the sizes follow a measured step time: each notebook's CPU
+sizes are written for one core that makes a pass of VGG-19 at 128 px in
+`CPU_REFERENCE_PASS_S`, and `NotebookRun.size` scales them by the square root of how much
+faster (or slower) this machine's pass is. The time a step takes grows with its pixel
+count, so every notebook takes about as long anywhere: a faster CPU draws bigger pictures.
 """
 
 import os
@@ -16,6 +23,12 @@ import torch
 from .device import describe_device, pick_device
 
 REPOSITORY = "nst-tutorial/neural-style-notebooks"
+#: One forward and backward pass of VGG-19 at 128 px, in seconds, on the CPU the notebooks'
+#: CPU sizes are written for: one core in float32, as on Binder (measured: 0.27 s on one
+#: core of an AMD EPYC with `taskset -c 0`; each notebook then runs in under 5 minutes).
+CPU_REFERENCE_PASS_S = 0.27
+#: How far the CPU sizes may grow or shrink with the measured speed.
+CPU_SCALE_LIMITS = (0.5, 2.0)
 
 
 def in_colab():
@@ -43,12 +56,36 @@ def describe_machine(device):
     return describe_device(device)
 
 
+def cpu_scale(pass_seconds, reference_s=CPU_REFERENCE_PASS_S, limits=CPU_SCALE_LIMITS):
+    """How much to scale the CPU sizes (long edges) on a CPU whose pass at 128 px takes
+    `pass_seconds`: sqrt(reference / measured), so that pixels × time per pixel stays the
+    same, within `limits`."""
+    return min(max((reference_s / pass_seconds) ** 0.5, limits[0]), limits[1])
+
+
+def measure_cpu_pass(device="cpu"):
+    """(precision, seconds): one forward and backward pass of VGG-19 at 128 px on this CPU, in
+    the precision the engine will use ("auto", or $NST_PRECISION). "auto" times that pass once
+    per machine and keeps it (`speed.measured_precision`), so the sizes stay the same from one
+    run to the next; where it kept nothing (a busy machine), the pass is timed now."""
+    from . import speed
+
+    device = torch.device(device)
+    dtype = speed.pick_precision("auto", device)
+    name = "float32" if dtype is None else str(dtype).replace("torch.", "")
+    known = speed.cached_timings(device)
+    if known.get("px") == 128 and name in known.get("seconds_per_step", {}):
+        return name, known["seconds_per_step"][name]
+    return name, speed.measure_precisions(device, [name], px=128)[name]
+
+
 @dataclass
 class NotebookRun:
     name: str
     quick: bool
     device: torch.device
     started: float = field(default_factory=time.perf_counter)
+    scale: float = 1.0  #: what the CPU sizes are multiplied by on this machine (`cpu_scale`)
 
     @property
     def on_gpu(self):
@@ -62,6 +99,14 @@ class NotebookRun:
     def pick(self, gpu, cpu, quick):
         """The value for this run: `quick` under tests, `gpu` on a GPU, else `cpu`."""
         return {"quick": quick, "gpu": gpu, "cpu": cpu}[self.mode]
+
+    def size(self, gpu, cpu, quick):
+        """A size in px for this run: like `pick`, but on a CPU `cpu` × `scale`, a multiple of 16
+        (at least 64): bigger pictures where a step is fast, smaller where it is slow."""
+        if self.mode != "cpu":
+            return self.pick(gpu, cpu, quick)
+        scaled = lambda px: max(64, int(round(px * self.scale / 16)) * 16)
+        return tuple(scaled(px) for px in cpu) if isinstance(cpu, (tuple, list)) else scaled(cpu)
 
     def finish(self):
         """Call in a notebook's last cell: prints how long the whole run took, and on what."""
@@ -115,6 +160,10 @@ def notebook_setup(name, seed=0):
     elif run.on_gpu:
         print(f"{name}: running on {describe_machine(device)} in {where}: full GPU sizes.")
     else:
+        precision, seconds = measure_cpu_pass(device)
+        run.scale = cpu_scale(seconds)
         hint = " (Runtime > Change runtime type > GPU makes it much faster)" if in_colab() else ""
-        print(f"{name}: running on {describe_machine(device)} in {where}: CPU sizes{hint}.")
+        print(f"{name}: running on {describe_machine(device)} in {where}: CPU sizes{hint}.\n"
+              f"One pass of VGG-19 at 128 px takes {seconds:.2f} s here ({precision}), against "
+              f"{CPU_REFERENCE_PASS_S} s on one Binder-like core: sizes × {run.scale:.2f}.")
     return run

@@ -166,6 +166,13 @@ def measured_precision(device, model=None):
     return choice
 
 
+def cached_timings(device):
+    """What "auto" measured on `device` and kept ({"precision", "seconds_per_step", "px", ...}),
+    or {} if nothing is kept for this machine."""
+    known = _read_json(precision_cache_path()).get(machine_key(torch.device(device)))
+    return known if isinstance(known, dict) else {}
+
+
 def cpu_busy():
     """Whether other programs keep this machine's cores busy: a 1-minute load average above
     the number of cores (False where the load average cannot be read)."""
