@@ -2,6 +2,7 @@
 
     python benchmarks/realtime.py                       # the defaults, trained for --minutes (20)
     python benchmarks/realtime.py --grid --steps 2000   # content layer × style weight, + batch norm
+    python benchmarks/realtime.py --steps 1500 --track-every 100   # the held-out loss as it trains
     python benchmarks/realtime.py --quick               # a smoke run
 
 Trains on the bundled photos (images/photos) for The Starry Night and judges each network on the
@@ -59,6 +60,8 @@ def main(argv=None):
     p.add_argument("--batch", type=int, default=4)
     p.add_argument("--grid", action="store_true", help="content layer × style weight, and batch norm")
     p.add_argument("--variants", help="a JSON list of TrainingConfig settings, one network each (replaces --grid)")
+    p.add_argument("--track-every", type=int, default=0, metavar="N",
+                   help="also judge the held-out photo every N training steps (the curve goes in the JSON)")
     p.add_argument("--quick", action="store_true")
     p.add_argument("--out", default=str(ROOT / "benchmarks/results"))
     args = p.parse_args(argv)
@@ -99,11 +102,20 @@ def main(argv=None):
     for i, variant in enumerate(variants):
         sizes = ({"steps": 3, "crop_px": 40, "batch_size": 2} if args.quick else
                  {"steps": args.steps or 10**9, "crop_px": min(args.crop, eval_px), "batch_size": args.batch})
-        config = TrainingConfig(photo_px=eval_px, style_px=eval_px, device=str(device), report_every=50,
+        config = TrainingConfig(photo_px=eval_px, style_px=eval_px, device=str(device),
+                                report_every=args.track_every or 50,
                                 **{**sizes, **variant})  # a variant may set its own steps or batch
         trainer = Trainer(painting, files, config)
         deadline = time.perf_counter() + 60 * args.minutes
-        trainer.run(stop=None if args.steps or args.quick else (lambda: time.perf_counter() > deadline))
+        track = []  # (step, held-out style, held-out content) as training goes
+
+        def judge_held_out(progress):
+            losses = losses_of(progress.image)
+            track.append((progress.step, losses["style"], losses["content"]))
+
+        trainer.run(stop=None if args.steps or args.quick else (lambda: time.perf_counter() > deadline),
+                    callback=judge_held_out if args.track_every else None,
+                    preview=held_out if args.track_every else None)
         net = trainer.net.eval()
         x = held_out.to(device)
         with torch.no_grad():
@@ -122,6 +134,10 @@ def main(argv=None):
                "steps": trainer.step, "train_seconds": trainer.seconds,
                "seconds_per_step": trainer.seconds / max(1, trainer.step), "one_pass_seconds": one_pass,
                **losses_of(y), "flicker": flicker(frames, PAN["shift"])}
+        if track:
+            row["held_out_track"] = track
+            best = min(track, key=lambda t: t[1])
+            row["held_out_best"] = {"step": best[0], "style": best[1], "content": best[2]}
         row["style_vs_optimization"] = row["style"] / results["optimization"]["style"]
         row["content_vs_optimization"] = row["content"] / results["optimization"]["content"]
         row["speedup_vs_optimization"] = results["optimization"]["seconds"] / one_pass

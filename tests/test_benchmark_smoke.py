@@ -84,7 +84,7 @@ def test_the_real_time_benchmark_runs_end_to_end(tmp_path, one_thread):
     """benchmarks/realtime.py --quick: two tiny networks against a 3-step optimization, every figure written."""
     from benchmarks import realtime
 
-    realtime.main(["--quick", "--device", "cpu", "--out", str(tmp_path),
+    realtime.main(["--quick", "--device", "cpu", "--out", str(tmp_path), "--track-every", "1",
                    "--variants", '[{}, {"norm": "batch", "content_layers": ["relu2_2"]}]'])
     slug = run.describe_machine(torch.device("cpu"))[1]
     results = json.loads((tmp_path / f"realtime-{slug}.json").read_text())
@@ -93,4 +93,8 @@ def test_the_real_time_benchmark_runs_end_to_end(tmp_path, one_thread):
     assert first["steps"] == 3 and first["one_pass_seconds"] > 0 and first["flicker"] >= 0
     assert first["style_vs_optimization"] == pytest.approx(first["style"] / results["optimization"]["style"])
     assert set(first["images_per_second"]) == {"cpu float32 64"}
+    # the held-out photo judged after every step; the last judgement is the network's final score
+    assert [t[0] for t in first["held_out_track"]] == [1, 2, 3]
+    assert first["held_out_track"][-1][1] == pytest.approx(first["style"], rel=1e-4)
+    assert first["held_out_best"]["style"] == min(t[1] for t in first["held_out_track"])
     assert (tmp_path / f"realtime-{slug}.pt").exists() and (tmp_path / f"realtime-{slug}-optimization.png").exists()
