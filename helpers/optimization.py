@@ -173,7 +173,10 @@ class StyleTransfer:
         graph = cfg.cuda_graphs and cuda and self.scaler is None
         # fused: one kernel per step on a GPU instead of a dozen small ones; capturable: its
         # step counter lives on the GPU, so that a CUDA graph can replay it
-        self.optimizer = torch.optim.Adam([self.image], lr=lr, fused=cuda or None, capturable=graph)
+        if cuda:
+            self.optimizer = torch.optim.Adam([self.image], lr=lr, fused=True, capturable=graph)
+        else:  # the same update, without importing torch._dynamo at every start (speed.Adam)
+            self.optimizer = speed.Adam(self.image, lr=lr)
         self.graph = speed.CudaGraphStep(self._adam_step, self.optimizer, self.device) if graph else None
 
     @property

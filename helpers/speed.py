@@ -8,7 +8,9 @@ these pieces where they apply.
 - `low_precision_copy`: the network's weights cast once to that dtype;
 - `network_features`: the forward pass in that dtype (losses stay float32);
 - `grad_scaler`: loss scaling, which float16's narrow range needs;
-- `CudaGraphStep`: one whole step recorded as a CUDA graph and replayed.
+- `CudaGraphStep`: one whole step recorded as a CUDA graph and replayed;
+- `Adam`: torch's Adam update for the one image on a CPU, without `torch.optim.Optimizer`,
+  whose first use imports `torch._dynamo` (about 1.5 s of every start).
 
 `precision="float32"` and `cuda_graphs=False` switch all of it off.
 """
@@ -287,6 +289,49 @@ def grad_scaler(dtype, device):
     down before Adam's step (the scaler also skips a step that overflows).
     """
     return torch.amp.GradScaler(torch.device(device).type) if dtype == torch.float16 else None
+
+
+class Adam:
+    r"""Adam (Kingma & Ba 2015) on a single tensor: the very update `torch.optim.Adam` makes on a
+    CPU (its function `torch.optim.adam.adam`, one tensor at a time), with the parts of the
+    optimizer interface the engine uses (`param_groups[0]["lr"]`, `state`, `zero_grad`, `step`).
+
+    .. math:: m \leftarrow \beta_1 m + (1-\beta_1)\,g,\quad
+              v \leftarrow \beta_2 v + (1-\beta_2)\,g^2,\quad
+              x \leftarrow x - \mathrm{lr}\,\frac{m / (1-\beta_1^t)}{\sqrt{v / (1-\beta_2^t)} + \epsilon}
+
+    Why not `torch.optim.Adam` itself: building any `torch.optim.Optimizer` imports
+    `torch._dynamo` (its `add_param_group` is wrapped to keep the compiler out), which took
+    1.0–1.5 s of every `python -m helpers` start on a 2-core CPU, a third of the whole start.
+    On a GPU the engine uses `torch.optim.Adam` (fused, and replayable in a CUDA graph).
+    """
+
+    def __init__(self, param, lr, betas=(0.9, 0.999), eps=1e-8):
+        self.param = param
+        self.param_groups = [{"params": [param], "lr": lr, "betas": betas, "eps": eps}]
+        self.state = {}
+
+    def zero_grad(self, set_to_none=True):
+        if set_to_none or self.param.grad is None:
+            self.param.grad = None
+        else:
+            self.param.grad.zero_()
+
+    @torch.no_grad()
+    def step(self):
+        from torch.optim.adam import adam
+
+        if self.param.grad is None:
+            return
+        if not self.state:
+            self.state.update(step=torch.tensor(0.0),
+                              exp_avg=torch.zeros_like(self.param, memory_format=torch.preserve_format),
+                              exp_avg_sq=torch.zeros_like(self.param, memory_format=torch.preserve_format))
+        group = self.param_groups[0]
+        adam([self.param], [self.param.grad], [self.state["exp_avg"]], [self.state["exp_avg_sq"]], [],
+             [self.state["step"]], foreach=False, amsgrad=False, beta1=group["betas"][0],
+             beta2=group["betas"][1], lr=group["lr"], weight_decay=0.0, eps=group["eps"],
+             maximize=False, capturable=False, differentiable=False, has_complex=False)
 
 
 class CudaGraphStep:

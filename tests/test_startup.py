@@ -123,3 +123,37 @@ def test_clear_cache_from_the_command_line(tmp_path):
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 0 and "Deleted 2 cached files" in done.stdout
     assert sorted(p.name for p in tmp_path.iterdir()) == ["keep.txt"]
+
+
+def test_a_cpu_run_does_not_import_the_compiler(tmp_path):
+    # torch.optim.Optimizer imports torch._dynamo when built (1-1.5 s of a 2-core CPU's start);
+    # the engine's CPU Adam (speed.Adam) does not, L-BFGS still may
+    out = _python("import sys, torch\n"
+                  "from helpers import stylize\n"
+                  "stylize(torch.rand(1, 3, 32, 32), torch.rand(1, 3, 32, 32), steps=2, weights='random',\n"
+                  "        device='cpu', precision='float32')\n"
+                  "print('DYNAMO', 'torch._dynamo' in sys.modules)", tmp_path)
+    assert "DYNAMO False" in out
+
+
+@pytest.mark.parametrize("set_to_none", [True, False])
+def test_the_cpu_adam_makes_torch_adams_steps_exactly(set_to_none):
+    from helpers import speed
+
+    target = torch.rand(1, 3, 8, 8, generator=torch.Generator().manual_seed(0))
+
+    def run(make):
+        x = torch.rand(1, 3, 8, 8, generator=torch.Generator().manual_seed(1))
+        x = x.contiguous(memory_format=torch.channels_last).requires_grad_(True)
+        opt = make(x)
+        for i in range(7):
+            if i == 4:  # a live change of the learning rate, as the studio makes
+                opt.param_groups[0]["lr"] = 0.05
+            opt.zero_grad(set_to_none=set_to_none)
+            (x - target).pow(3).pow(2).mean().backward()
+            opt.step()
+        return x.detach()
+
+    mine = run(lambda x: speed.Adam(x, lr=0.02))
+    assert torch.equal(mine, run(lambda x: torch.optim.Adam([x], lr=0.02)))
+    assert not torch.equal(mine, run(lambda x: speed.Adam(x, lr=0.03)))  # the learning rate counts
