@@ -22,6 +22,7 @@ import time
 import weakref
 
 import torch
+from torch.optim.adam import adam as adam_update  # loaded with torch already; no torch._dynamo
 
 from .config import PRECISIONS
 from .device import bf16_supported, cpu_name, fp16_tensor_cores
@@ -319,8 +320,6 @@ class Adam:
 
     @torch.no_grad()
     def step(self):
-        from torch.optim.adam import adam
-
         if self.param.grad is None:
             return
         if not self.state:
@@ -328,7 +327,7 @@ class Adam:
                               exp_avg=torch.zeros_like(self.param, memory_format=torch.preserve_format),
                               exp_avg_sq=torch.zeros_like(self.param, memory_format=torch.preserve_format))
         group = self.param_groups[0]
-        adam([self.param], [self.param.grad], [self.state["exp_avg"]], [self.state["exp_avg_sq"]], [],
+        adam_update([self.param], [self.param.grad], [self.state["exp_avg"]], [self.state["exp_avg_sq"]], [],
              [self.state["step"]], foreach=False, amsgrad=False, beta1=group["betas"][0],
              beta2=group["betas"][1], lr=group["lr"], weight_decay=0.0, eps=group["eps"],
              maximize=False, capturable=False, differentiable=False, has_complex=False)
