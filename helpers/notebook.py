@@ -10,6 +10,8 @@ sizes are written for one core that makes a pass of VGG-19 at 128 px in
 `CPU_REFERENCE_PASS_S`, and `NotebookRun.size` scales them by the square root of how much
 faster (or slower) this machine's pass is. The time a step takes grows with its pixel
 count, so every notebook takes about as long anywhere: a faster CPU draws bigger pictures.
+Where the pictures keep one size (a training on fixed crops), `NotebookRun.steps` scales the
+number of steps instead, by the square of that factor.
 """
 
 import os
@@ -107,6 +109,14 @@ class NotebookRun:
             return self.pick(gpu, cpu, quick)
         scaled = lambda px: max(64, int(round(px * self.scale / 16)) * 16)
         return tuple(scaled(px) for px in cpu) if isinstance(cpu, (tuple, list)) else scaled(cpu)
+
+    def steps(self, gpu, cpu, quick):
+        """A step count for this run: like `pick`, but on a CPU `cpu` × `scale`², a multiple of
+        10 (at least 10). For loops whose steps keep one size, such as a training on crops of a
+        fixed size: the count follows the speed, so the loop takes about as long on any CPU."""
+        if self.mode != "cpu":
+            return self.pick(gpu, cpu, quick)
+        return max(10, int(round(cpu * self.scale ** 2 / 10)) * 10)
 
     def finish(self):
         """Call in a notebook's last cell: prints how long the whole run took, and on what."""

@@ -37,6 +37,17 @@ def test_size_leaves_gpu_and_quick_sizes_alone():
     assert gpu.size(gpu=512, cpu=150, quick=48) == 512
 
 
+def test_steps_follow_the_speed_itself_in_tens():
+    # sizes scale by sqrt(speed), so pixels x time stay put; a step count scales by the speed
+    assert cpu_run(1.0).steps(gpu=4000, cpu=40, quick=3) == 40
+    assert cpu_run(1.71).steps(gpu=4000, cpu=40, quick=3) == 120  # 40 x 2.92 = 117
+    assert cpu_run(0.5).steps(gpu=4000, cpu=40, quick=3) == 10
+    assert cpu_run(0.5).steps(gpu=4000, cpu=12, quick=3) == 10  # never below 10
+    assert cpu_run(1.71, quick=True).steps(gpu=4000, cpu=40, quick=3) == 3
+    gpu = NotebookRun(name="x", quick=False, device=torch.device("cuda"), scale=1.71)
+    assert gpu.steps(gpu=4000, cpu=40, quick=3) == 4000
+
+
 def test_setup_measures_the_cpu_and_says_so(monkeypatch, capsys):
     monkeypatch.delenv("NST_QUICK", raising=False)
     monkeypatch.setattr(notebook, "pick_device", lambda _: torch.device("cpu"))
