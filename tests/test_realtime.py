@@ -265,3 +265,24 @@ def test_with_skip_the_untrained_network_returns_the_photo_and_its_file_says_so(
     assert torch.equal(net(photo), photo)
     loaded, _ = load_model(save_model(net, tmp_path / "skip.pt"))
     assert loaded.skip and torch.equal(loaded(photo), photo)
+
+
+def test_the_bundled_network_is_notebook_07s_training_run_longer():
+    """images/models/starry_night.pt: the command line's (and notebook 07's CPU) training
+    settings, 4,000 steps on the twelve bundled photos, never shown the held-out city photo; it
+    stylizes that photo far better than the same network untrained."""
+    from helpers.optimization import StyleTransfer
+
+    net, settings = load_model(ROOT / "images/models/starry_night.pt")
+    plain = lambda v: list(v) if isinstance(v, tuple) else v  # noqa: E731 (a file stores lists)
+    for key, value in TrainingConfig().as_dict().items():
+        if key not in ("steps", "device", "precision", "report_every", "checkpoint_every"):
+            assert plain(settings[key]) == plain(value), key
+    assert settings["steps_done"] == 4000 and settings["photos"] == 12
+    assert Path(settings["style"]).name == "starry_night.jpg"
+    city = ROOT / "images/content/city.jpg"
+    judge = StyleTransfer(city, STARRY, size_px=128, precision="float32", device="cpu")
+    with torch.no_grad():
+        trained = judge.losses(apply_model(net, city, 128))["style"]
+        untrained = judge.losses(apply_model(TransformNet().eval(), city, 128))["style"]
+    assert trained < untrained / 10
