@@ -281,6 +281,7 @@ def test_the_bundled_network_is_notebook_07s_training_run_longer():
     assert settings["steps_done"] == 4000 and settings["photos"] == 12
     assert Path(settings["style"]).name == "starry_night.jpg"
     city = ROOT / "images/content/city.jpg"
+    assert city.read_bytes() not in {p.read_bytes() for p in PHOTOS.iterdir()}  # held out
     judge = StyleTransfer(city, STARRY, size_px=128, precision="float32", device="cpu")
     with torch.no_grad():
         trained = judge.losses(apply_model(net, city, 128))["style"]
