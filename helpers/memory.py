@@ -26,6 +26,7 @@ import torch
 from .errors import StyleTransferError
 from .images import MIN_SIDE_PX
 from .network import LAYER_INDEX, LAYER_NAMES
+from .speed import precision_name
 
 GB = 1e9
 #: Channels of each VGG-19 block's convolutions.
@@ -119,14 +120,6 @@ def _gb(n):
 
 # --- the estimate ------------------------------------------------------------------------------
 
-def _dtype_name(precision):
-    if precision is None:
-        return "float32"
-    if isinstance(precision, torch.dtype):
-        return str(precision).removeprefix("torch.")
-    return str(precision)
-
-
 def _forward_bytes(h, w, layers, style_layers, content_layers, act, pooling, low_precision):
     """Bytes that one forward pass over the optimized image keeps for backward, walking
     VGG-19's layers up to the deepest one asked for.
@@ -191,7 +184,7 @@ def estimate_run(config, shape, style_shapes=(), *, device="cpu", precision=None
     device = torch.device(device)
     h, w = shape
     pixels = 3 * h * w  # numbers in one image
-    name = _dtype_name(precision)
+    name = precision_name(precision)
     act = 4 if name == "float32" else 2
     low = act == 2
     content_layers = tuple(config.content_layers) if config.content_weight else ()

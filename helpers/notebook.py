@@ -73,8 +73,7 @@ def measure_cpu_pass(device="cpu"):
     from . import speed
 
     device = torch.device(device)
-    dtype = speed.pick_precision("auto", device)
-    name = "float32" if dtype is None else str(dtype).replace("torch.", "")
+    name = speed.precision_name(speed.pick_precision("auto", device))
     known = speed.cached_timings(device)
     if known.get("px") == 128 and name in known.get("seconds_per_step", {}):
         return name, known["seconds_per_step"][name]

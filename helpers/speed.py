@@ -52,6 +52,15 @@ def measure_px(device):
     return MEASURE_PX.get(torch.device(device).type, 128)
 
 
+def precision_name(precision):
+    """"float32", "bfloat16" or "float16" for a dtype, a name, or None (the engine's float32)."""
+    if precision is None:
+        return "float32"
+    if isinstance(precision, torch.dtype):
+        return str(precision).removeprefix("torch.")
+    return str(precision)
+
+
 def pick_precision(precision, device, optimizer="adam", model=None):
     """The dtype of the network's forward pass for `precision` on `device`, or None for float32.
 
@@ -328,9 +337,9 @@ class Adam:
                               exp_avg_sq=torch.zeros_like(self.param, memory_format=torch.preserve_format))
         group = self.param_groups[0]
         adam_update([self.param], [self.param.grad], [self.state["exp_avg"]], [self.state["exp_avg_sq"]], [],
-             [self.state["step"]], foreach=False, amsgrad=False, beta1=group["betas"][0],
-             beta2=group["betas"][1], lr=group["lr"], weight_decay=0.0, eps=group["eps"],
-             maximize=False, capturable=False, differentiable=False, has_complex=False)
+                    [self.state["step"]], foreach=False, amsgrad=False, beta1=group["betas"][0],
+                    beta2=group["betas"][1], lr=group["lr"], weight_decay=0.0, eps=group["eps"],
+                    maximize=False, capturable=False, differentiable=False, has_complex=False)
 
 
 class CudaGraphStep:
