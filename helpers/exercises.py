@@ -44,7 +44,8 @@ def check_caffe_preprocess(fn):
     """Check `fn(rgb)` against `CaffePreprocess`: RGB in [0, 1] -> BGR, 0..255, minus the mean.
 
     Tries images of several shapes, one of them a single known pixel, and names the usual
-    slip (RGB order kept, no ×255, mean missing or in the wrong order, an extra /std).
+    slip (RGB order kept, no ×255, mean missing or in the wrong order, an extra /std). Its
+    messages say what is wrong with the result, not which code to write.
     """
     from .network import CAFFE_MEAN_BGR, IMAGENET_STD, CaffePreprocess
 
@@ -62,7 +63,7 @@ def check_caffe_preprocess(fn):
         if not isinstance(out, torch.Tensor):
             return _report([f"return a tensor, not {type(out).__name__}"], "")
         if not torch.equal(given, rgb):
-            return _report(["your function changed its input in place: compute a new tensor instead"], "")
+            return _report(["your function changed its input in place: the caller's image is not the same any more"], "")
         if out.shape != rgb.shape:
             return _report([f"for an input of shape {tuple(rgb.shape)} the output should have the same "
                             f"shape, yours has {tuple(out.shape)}"], "")
@@ -71,19 +72,20 @@ def check_caffe_preprocess(fn):
             continue
         bgr = rgb.flip(1)
         hint = _first_match(out.float(), [
-            (rgb * 255 - mean_bgr.flip(1), "the channels are still in RGB order: flip them to BGR first (rgb.flip(1))"),
-            (rgb * 255 - mean_bgr, "the channels are still in RGB order: flip them to BGR first (rgb.flip(1))"),
-            (bgr * 255 - mean_bgr.flip(1), "the mean is subtracted in RGB order: CAFFE_MEAN_BGR is (B, G, R), "
-                                           "like the flipped channels"),
-            (rgb * 255, "only the scaling to 0..255 is done: also flip to BGR and subtract the mean"),
-            (bgr * 255, "the mean is not subtracted: subtract CAFFE_MEAN_BGR after scaling to 0..255"),
-            (bgr - mean_bgr, "the values were not scaled to 0..255 before subtracting the mean (× 255)"),
-            (bgr - mean_bgr / 255, "the values stayed in 0..1: Caffe wants 0..255, so multiply by 255 "
-                                   "and subtract the mean in 0..255 units"),
-            ((bgr * 255 - mean_bgr) / (255 * std.flip(1)), "Caffe does not divide by a standard deviation: "
-                                                           "only scale, flip and subtract the mean"),
-            ((bgr * 255 - mean_bgr) / std.flip(1), "Caffe does not divide by a standard deviation: "
-                                                   "only scale, flip and subtract the mean"),
+            (rgb * 255 - mean_bgr.flip(1), "the channels come out in R, G, B order, the input's"),
+            (rgb * 255 - mean_bgr, "the channels come out in R, G, B order, the input's"),
+            (bgr * 255 - mean_bgr.flip(1), "the channels are B, G, R, but the mean taken off each is another "
+                                           "channel's"),
+            (rgb * 255, "only the scaling to 0..255 matches CaffePreprocess: the channel order and the "
+                        "mean are still off"),
+            (bgr * 255, "the mean is not subtracted: every value is still between 0 and 255"),
+            (bgr - mean_bgr, "the values were not scaled to 0..255 before the mean came off"),
+            (bgr - mean_bgr / 255, "the values stayed in 0..1, a scale 255 times smaller than the network "
+                                   "was trained on"),
+            ((bgr * 255 - mean_bgr) / (255 * std.flip(1)), "the result is divided by a standard deviation, "
+                                                           "which Caffe's preprocessing never does"),
+            ((bgr * 255 - mean_bgr) / std.flip(1), "the result is divided by a standard deviation, "
+                                                   "which Caffe's preprocessing never does"),
         ])
         if hint is None:
             got = ", ".join(f"{v:.1f}" for v in out.detach().float().flatten()[:3].tolist())
@@ -127,18 +129,28 @@ def check_feature_shape(answer, layer="relu4_2", height=300, width=200):
         return _report([f"give three whole numbers (channels, height, width), got {answer!r}"], "")
     problems = []
     if got[0] != channels:
-        problems.append(f"{got[0]} channels is wrong: look up {layer} in the layer table")
+        problems.append(f"{got[0]} channels is not the number of channels of {layer}'s block")
     if got[1:] == (w, h) and h != w:
         problems.append("height and width are swapped: the order is (channels, height, width)")
     elif got[1:] != (h, w):
         ceil_h, ceil_w = height, width
         for _ in pools:
             ceil_h, ceil_w = -(-ceil_h // 2), -(-ceil_w // 2)
+        after = {}  # (height, width) after k poolings, rounding down: k
+        sh, sw = height, width
+        for k in range(6):
+            after.setdefault((sh, sw), k)
+            sh, sw = sh // 2, sw // 2
         if got[1:] == (ceil_h, ceil_w):
-            problems.append("each pooling rounds down (75 // 2 = 37), not up")
+            problems.append("somewhere an odd size was rounded up: a 2×2 pooling drops a last row or "
+                            "column that has no partner")
+        elif got[1:] in after:
+            k = after[got[1:]]
+            problems.append(f"{got[1]}×{got[2]} is the size after {k} pooling{'s' if k != 1 else ''}: "
+                            f"that is not how many come before {layer}")
         else:
-            problems.append(f"{got[1]}×{got[2]} is not the size: count the poolings before {layer} "
-                            f"({len(pools)} of them) and halve, rounding down, once per pooling")
+            problems.append(f"{got[1]}×{got[2]} is not the size after any number of poolings "
+                            f"of a {height}×{width} image")
     return _report(problems, f"{layer} of a {height}×{width} image has shape {want}")
 
 
@@ -158,11 +170,18 @@ def check_receptive_field(answer, layer="relu4_2"):
         return _report([], f"one activation of {layer} sees a square of {want}×{want} px of the input")
     convs = sum(1 for n in list(LAYER_INDEX)[: LAYER_INDEX[layer] + 1] if n.startswith("conv"))
     if int(answer) == 1 + 2 * convs:
-        return _report([f"{int(answer)} px counts every convolution as +2 px: after each pooling a step "
-                        "on the feature map covers more input pixels, so a 3×3 convolution adds 2·jump"], "")
+        return _report([f"{int(answer)} px counts every convolution as +2 px, as if jump stayed 1: "
+                        "the poolings changed nothing"], "")
+    field, jump = 1, 1  # the usual slip: the poolings double jump but add nothing to the field
+    for name in list(LAYER_INDEX)[: LAYER_INDEX[layer] + 1]:
+        if name.startswith("conv"):
+            field += 2 * jump
+        elif name.startswith("pool"):
+            jump *= 2
+    if int(answer) == field:
+        return _report([f"{int(answer)} px: the poolings doubled jump but added nothing to the field"], "")
     side = "small" if answer < want else "large"
-    return _report([f"{int(answer)} px is too {side}: each 3×3 conv adds 2·jump px, each pooling adds "
-                    "jump px and then doubles jump (jump starts at 1)"], "")
+    return _report([f"{int(answer)} px is too {side}"], "")
 
 
 # --- Notebook 02: the content representation ---------------------------------------------
@@ -190,16 +209,17 @@ def check_content_loss(fn):
         if not _close(out.detach(), want):
             d = features - target
             hint = _first_match(out.detach().float().view(1), [
-                (d.pow(2).sum().view(1), "that is the sum of squares: take the mean instead (÷ N·M)"),
-                (0.5 * d.pow(2).sum().view(1), "that is the paper's ½·Σ; this tutorial uses the mean of squares"),
-                (0.5 * d.pow(2).mean().view(1), "drop the ½: this tutorial's content loss is the plain mean of squares"),
-                (d.pow(2).mean().sqrt().view(1), "no square root: the loss is the mean of squares, not its root"),
-                (d.abs().mean().view(1), "square the differences instead of taking their absolute value"),
-                (d.mean().view(1), "square the differences before averaging"),
+                (d.pow(2).sum().view(1), f"that is the sum of the squares, {features.numel()} times "
+                                         f"the tutorial's value for shape {tuple(features.shape)}"),
+                (0.5 * d.pow(2).sum().view(1), "that is the paper's ½·Σ, not the tutorial's loss"),
+                (0.5 * d.pow(2).mean().view(1), "that is half the tutorial's loss: a factor ½ too many"),
+                (d.pow(2).mean().sqrt().view(1), "that is the square root of the tutorial's loss"),
+                (d.abs().mean().view(1), "those are absolute differences, not squared ones"),
+                (d.mean().view(1), "the differences were averaged unsquared: positive and negative ones cancel"),
             ]) or f"for features of shape {tuple(features.shape)} expected {want.item():.6g}, got {out.item():.6g}"
             return _report([hint], "")
         if not out.requires_grad:
-            return _report(["the result carries no gradient: do not detach or convert the features"], "")
+            return _report(["the result carries no gradient: it was cut off from the features on the way"], "")
         out.backward()
         if f.grad is None or not _close(f.grad, 2 * (features - target) / features.numel(), rtol=1e-3, atol=1e-6):
             return _report(["the gradient with respect to the features is not 2·(F − P)/(N·M)"], "")
@@ -219,15 +239,17 @@ def check_content_loss_value(answer, features, target):
         return _report([], f"the content loss is {want:g}")
     d = (features.float() - target.float()).flatten()
     n = d.numel()
+    if answer == 0:
+        return _report(["0 would mean that F and P are equal, entry by entry; they are not"], "")
     for value, message in [
-        (d.pow(2).sum().item(), f"that is the sum of squares: divide by the number of entries ({n})"),
-        (0.5 * d.pow(2).sum().item(), f"that is the paper's ½·Σ; here it is the mean: Σ / {n}"),
-        (d.abs().mean().item(), "square each difference before averaging"),
-        (d.mean().item(), "square each difference before averaging"),
+        (d.pow(2).sum().item(), "that is the sum of the squared differences, not their mean"),
+        (0.5 * d.pow(2).sum().item(), "that is the paper's ½·Σ, not the tutorial's mean"),
+        (d.abs().mean().item(), "that is the mean of the differences' sizes, unsquared"),
+        (d.mean().item(), "that is the mean of the differences, unsquared: positive and negative ones cancel"),
     ]:
         if abs(answer - value) <= 1e-3 * max(1.0, abs(value)):
             return _report([message], "")
-    return _report([f"{answer:g} is not it: subtract entry by entry, square, add up and divide by {n}"], "")
+    return _report([f"{answer:g} is not the mean of the squared differences of F and P"], "")
 
 
 # --- Notebook 03: the style representation -----------------------------------------------
@@ -268,12 +290,12 @@ def check_gram_matrix(fn):
         raw = flat @ flat.transpose(1, 2)
         if out.shape != (n, c, c):
             if out.shape[-2:] == (h * w, h * w):
-                hint = (f"the result is {h * w}×{h * w} (positions × positions): you computed Fᵀ·F; "
-                        f"with F of shape (C, H·W) the Gram matrix is F·Fᵀ, C×C")
+                hint = (f"the result is {h * w}×{h * w}, positions × positions; a Gram matrix compares "
+                        f"channels, {c}×{c} here")
             elif out.shape == (c, c) or (n == 1 and out.numel() == c * c):
-                hint = f"keep the batch dimension: the shape should be (N, C, C) = {(n, c, c)}, yours is {tuple(out.shape)}"
+                hint = f"the batch dimension is lost: the shape should be (N, C, C) = {(n, c, c)}, yours is {tuple(out.shape)}"
             elif out.shape == (n * c, n * c) or out.shape == (1, n * c, n * c):
-                hint = "the images of the batch got mixed: reshape to (N, C, H·W) and use torch.bmm, one Gram matrix per image"
+                hint = "the images of the batch got mixed into one Gram matrix: each image needs its own"
             else:
                 hint = (f"for features of shape {tuple(features.shape)} the result should have shape "
                         f"(N, C, C) = {(n, c, c)}, yours is {tuple(out.shape)}")
@@ -281,17 +303,18 @@ def check_gram_matrix(fn):
         want = gram_matrix(features)
         if not _close(out.detach(), want):
             hint = _first_match(out.detach().float(), [
-                (raw, "forgot to normalize by C·H·W: divide the sums by the number of channels times positions"),
-                (raw / (h * w), "divided by H·W only: divide by C·H·W"),
-                (raw / c, "divided by C only: divide by C·H·W"),
-                (raw / (c * c), "divided by C²: divide by C·H·W, the number of entries of the feature map"),
-                (raw / (c * h * w) ** 2, "divided by (C·H·W)²: divide once"),
-                (raw / (n * c * h * w), "divided by N·C·H·W: each image of the batch has its own Gram matrix, ÷ C·H·W"),
-            ]) or (f"for features of shape {tuple(features.shape)} the values differ from "
-                   "(F·Fᵀ)/(C·H·W) with F reshaped to (N, C, H·W)")
+                (raw, f"not normalized: for features of shape {tuple(features.shape)} every entry is "
+                      f"{c * h * w} times too large"),
+                (raw / (h * w), f"normalized by the positions alone: every entry is C = {c} times too large"),
+                (raw / c, f"normalized by the channels alone: every entry is H·W = {h * w} times too large"),
+                (raw / (c * c), f"normalized by C² = {c * c}: not the number the Gram matrix is defined with"),
+                (raw / (c * h * w) ** 2, "normalized twice: every entry is far too small"),
+                (raw / (n * c * h * w), f"the batch size N = {n} went into the normalization: each image's "
+                                        "Gram matrix is its own"),
+            ]) or f"for features of shape {tuple(features.shape)} the values differ from gram_matrix's"
             return _report([hint], "")
         if not out.requires_grad:
-            return _report(["the result carries no gradient: do not detach, convert to NumPy or use .item()"], "")
+            return _report(["the result carries no gradient: it was cut off from the features on the way"], "")
         out.sum().backward()
         ref = features.clone().requires_grad_(True)
         gram_matrix(ref).sum().backward()
@@ -330,17 +353,18 @@ def check_layer_style_loss(fn):
             raw = flat @ flat.transpose(1, 2)
             d = g - target
             hint = _first_match(out.detach().float().view(1), [
-                (d.pow(2).sum().view(1), f"that is the sum of squares: take the mean over the C×C = {c * c} entries"),
-                ((raw - target).pow(2).mean().view(1), "use gram_matrix(features), normalized by C·H·W, not the raw F·Fᵀ"),
+                (d.pow(2).sum().view(1), f"that is the sum over the C×C = {c * c} entries, {c * c} times E_l"),
+                ((raw - target).pow(2).mean().view(1), "G is the raw F·Fᵀ here, while the painting's A is "
+                                                       "normalized: the two are not on one scale"),
                 ((raw - target).pow(2).sum().view(1) / (4 * c ** 2 * (h * w) ** 2),
-                 "that is the paper's 1/(4N²M²)·Σ with raw sums; here: gram_matrix, then the mean of squares"),
-                (d.abs().mean().view(1), "square the differences instead of taking their absolute value"),
-                (d.mean().view(1), "square the differences before averaging"),
-                (d.pow(2).mean().sqrt().view(1), "no square root: the loss is the mean of squares"),
+                 "that is the paper's E_l, 1/(4N²M²)·Σ with raw sums, not this tutorial's"),
+                (d.abs().mean().view(1), "those are absolute differences, not squared ones"),
+                (d.mean().view(1), "the differences were averaged unsquared: positive and negative ones cancel"),
+                (d.pow(2).mean().sqrt().view(1), "that is the square root of E_l"),
             ]) or f"for features of shape {tuple(features.shape)} expected {want.item():.6g}, got {out.item():.6g}"
             return _report([hint], "")
         if not out.requires_grad:
-            return _report(["the result carries no gradient: do not detach the features"], "")
+            return _report(["the result carries no gradient: it was cut off from the features on the way"], "")
     return _report([], "your style loss for one layer matches helpers.losses.style_loss")
 
 
@@ -527,14 +551,9 @@ def check_live_settings(answer):
                 for name in sorted(given - set(DEFAULT_SETTINGS))]
     problems += [f"{name} cannot change mid-run: {reasons[name]}" for name in RESTART_SETTINGS if name in given]
     missing = [name for name in LIVE_SETTINGS if name not in given]
-    weights = [name for name in missing if name not in STYLE_LAYERS and name != "learning_rate"]
-    layers = [name for name in missing if name in STYLE_LAYERS]
-    if weights:
-        problems.append(f"{', '.join(weights)} can change between two steps: a weight only scales a term of the loss")
-    if layers:
-        problems.append(f"the style layer weights {', '.join(layers)} can change too: each scales one layer's term")
-    if "learning_rate" in missing:
-        problems.append("learning_rate can change too: it only sets the size of the next step")
+    if missing:  # how many, not which: the names would be the whole answer
+        problems.append(f"{len(missing)} more setting{'s' if len(missing) != 1 else ''} can change between two "
+                        "steps: which ones touch neither the targets nor the optimizer's memory?")
     return _report(problems, "right: weights and the learning rate change the loss or the step, not the targets")
 
 
@@ -568,11 +587,12 @@ def check_studio_layer_weights(fn):
         values = [sliders[layer] for layer in STYLE_LAYERS]
         total = sum(values) or 1.0
         hint = next((message for guess, message in [
-            (values, "those are the slider values as they are: 1 on a slider means the default share, 1/5"),
-            ([v / total for v in values], "you normalized them to sum to 1: then turning one layer up would "
-                                          "turn the others down; divide each by the number of layers"),
-            ([sliders[k] / len(STYLE_LAYERS) for k in sliders], "the order is the dict's, not the network's: "
-                                                                 "go through STYLE_LAYERS, relu1_1 to relu5_1"),
+            (values, "those are the slider values as they are: with every slider at 1 the engine would get "
+                     "w_l = 1, not the paper's share"),
+            ([v / total for v in values], "your weights always sum to 1: turning one layer up turns the "
+                                          "others down"),
+            ([sliders[k] / len(STYLE_LAYERS) for k in sliders], "the weights come in the dict's order, "
+                                                                 "not the network's (relu1_1 first)"),
         ] if all(abs(a - b) < 1e-9 for a, b in zip(out, guess))), None)
         return _report([hint or f"for sliders {values} expected {want}, got {out}"], "")
     return _report([], "your weights match the studio's settings_to_config")
@@ -600,11 +620,11 @@ def check_luminance(fn):
         if _close(out, want):
             continue
         hint = _first_match(out, [
-            (rgb.mean(dim=1, keepdim=True), "you averaged R, G and B: the eye is most sensitive to green, "
-                                            "so weigh them .299, .587, .114"),
-            (luminance(rgb.flip(1)), "the weights are in the wrong order: .299 is for red, channel 0"),
+            (rgb.mean(dim=1, keepdim=True), "you averaged R, G and B: each colour counts the same, "
+                                            "but not for the eye"),
+            (luminance(rgb.flip(1)), "the weights go to the wrong channels: channel 0 is red"),
         ])
-        return _report([hint or "the values differ from .299 R + .587 G + .114 B"], "")
+        return _report([hint or "the values differ from the luminance Y of section 1"], "")
     return _report([], "your luminance matches helpers.color.luminance")
 
 
@@ -622,11 +642,11 @@ def check_blend_grams(fn):
         if out.shape == want.shape and _close(out, want):
             continue
         hint = _first_match(out, [
-            (sum(w * g for w, g in zip(weights, grams)), "divide by the sum of the weights, so that "
-                                                         "weights 2, 2, 4 mean the same as .25, .25, .5"),
-            (sum(grams) / len(grams), "every style got the same share: multiply each Gram matrix by its weight"),
+            (sum(w * g for w, g in zip(weights, grams)), "the target grows with the weights: weights 2, 2, 4 "
+                                                         "give 8 times the target of .25, .25, .5, the same mix"),
+            (sum(grams) / len(grams), "every style got the same share, whatever its weight"),
         ])
-        return _report([hint or f"for weights {weights} the mix differs from Σ w_i G_i / Σ w_i"], "")
+        return _report([hint or f"for weights {weights} the mix differs from the engine's"], "")
     return _report([], "your blend matches the engine's mix of Gram matrices")
 
 

@@ -1,5 +1,9 @@
 """The checkers of notebooks 01 and 02 say ✓ to a right answer and ✗ to a wrong one.
 
+A ✗ names what is wrong with the answer, in one line, without the code or steps that fix it
+(the notebooks keep those in a collapsed Solution block): `said` checks that no clause of the
+message starts with an instruction such as "divide", "flip" or "subtract".
+
 Every right answer here is computed independently of the helpers the checkers use: the
 preprocessing pixel by pixel, shapes by a forward pass, the receptive field from the
 gradient of one activation, the content loss with torch.nn.functional.mse_loss.
@@ -11,12 +15,19 @@ import torch.nn.functional as F
 from torch import nn
 
 from helpers import exercises, load_vgg19
+from tests.test_notebook_files import FIX_CLAUSE
+
+# Messages about the form of an answer (a number, a tensor), which the exercise's text states,
+# may say what form to give; every other ✗ names the fault only.
+FORM = ("✗ give ", "✗ return ", "✗ your function raised")
 
 
 def said(capsys, result, mark):
     out = capsys.readouterr().out
     assert out.startswith(mark), out
     assert out.count("\n") == 1, out  # one line, whatever the answer
+    if mark == "✗" and not out.startswith(FORM):
+        assert not FIX_CLAUSE.search(out.lstrip("✗ ")), f"the message says what to do: {out}"
     assert result is (mark == "✓")
     return out
 
@@ -38,8 +49,9 @@ def test_caffe_preprocess_right(capsys):
     (lambda rgb: (rgb - torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1))
      / torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1), ""),
     (lambda rgb: caffe_by_hand(rgb).flip(1), ""),  # the right numbers, back in RGB order
-    (lambda rgb: caffe_by_hand(rgb.flip(1)), "RGB order"),  # forgot the flip
+    (lambda rgb: caffe_by_hand(rgb.flip(1)), "R, G, B order"),  # forgot the flip
     (lambda rgb: caffe_by_hand(rgb) + torch.tensor([103.939, 116.779, 123.68]).view(1, 3, 1, 1), "mean"),
+    (lambda rgb: rgb * 255, "channel order and the mean are still off"),  # the notebook's starter
     (lambda rgb: rgb.flip(1) * 255, "mean is not subtracted"),
     (lambda rgb: rgb.sub_(0.5), ""),  # changes its input
     (lambda rgb: caffe_by_hand(rgb)[:, :, :1], "shape"),
@@ -68,10 +80,12 @@ def test_feature_shape_right_matches_a_forward_pass(capsys, random_vgg, layer, h
 
 
 @pytest.mark.parametrize("answer, words", [
-    ((512, 38, 25), "rounds down"),
+    ((512, 38, 25), "rounded up"),
     ((512, 25, 37), "swapped"),
     ((256, 37, 25), "channels"),
-    ((512, 75, 50), "count the poolings"),
+    ((512, 75, 50), "75×50 is the size after 2 poolings"),
+    ((512, 150, 100), "150×100 is the size after 1 pooling:"),  # the notebook's starter
+    ((512, 37, 24), "not the size after any number of poolings"),
     ((37, 25), "three whole numbers"),
     ("512x37x25", "three whole numbers"),
     ((512, 37.5, 25), "three whole numbers"),
@@ -115,6 +129,7 @@ def test_receptive_field_right_matches_the_gradient(capsys, positive_avg_vgg, la
 
 @pytest.mark.parametrize("answer, words", [
     (21, "+2 px"),  # one 3×3 conv = +2, ten convs, as if there were no pooling
+    (77, "added nothing to the field"),  # the poolings double jump but do not widen the field
     (50, "too small"),
     (500, "too large"),
     ("84", "whole number"),
@@ -134,13 +149,15 @@ def test_content_loss_right(capsys):
 
 
 @pytest.mark.parametrize("wrong, words", [
-    (lambda f, p: ((f - p) ** 2).sum(), "sum of squares"),
+    (lambda f, p: ((f - p) ** 2).sum(), "sum of the squares, 60 times"),
     (lambda f, p: 0.5 * ((f - p) ** 2).sum(), "½"),
+    (lambda f, p: 0.5 * F.mse_loss(f, p), "half"),
+    (lambda f, p: (f - p).mean(), "unsquared"),
     (lambda f, p: F.l1_loss(f, p), "absolute"),
     (lambda f, p: F.mse_loss(f, p).sqrt(), "square root"),
     (lambda f, p: F.mse_loss(f, p).item(), "return a tensor"),
     (lambda f, p: F.mse_loss(f, p, reduction="none"), "one number"),
-    (lambda f, p: F.mse_loss(f.detach(), p), "gradient"),
+    (lambda f, p: F.mse_loss(f.detach(), p), "no gradient"),
     (lambda f, p: torch.tensor(0.0), "expected"),
     (lambda f, p: f.missing_method(), "AttributeError"),
 ])
@@ -161,8 +178,9 @@ def test_content_loss_value_right(capsys):
     said(capsys, exercises.check_content_loss_value(torch.tensor(4.25), FEATURES, TARGET), "✓")
 
 
-@pytest.mark.parametrize("answer, words", [(17, "sum of squares"), (8.5, "½"), (1.75, "square each"),
-                                           (4.0, "not it"), ("4.25", "one number")])
+@pytest.mark.parametrize("answer, words", [(17, "sum of the squared"), (8.5, "½"), (1.75, "unsquared"),
+                                           (0, "F and P are equal"), (4.0, "not the mean of the squared"),
+                                           ("4.25", "one number")])
 def test_content_loss_value_wrong(capsys, answer, words):
     out = said(capsys, exercises.check_content_loss_value(answer, FEATURES, TARGET), "✗")
     assert words in out

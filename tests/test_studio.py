@@ -237,7 +237,11 @@ def test_check_live_settings(capsys):
     assert check_live_settings(set(LIVE_SETTINGS) | {"steps"})
     assert not check_live_settings({"style_weight", "size_px"})
     out = capsys.readouterr().out
-    assert "size_px cannot change mid-run" in out and "content_weight, tv_weight" in out
+    # what is wrong with the answer, and how many are missing, but not which: that would be the answer
+    assert "size_px cannot change mid-run" in out and "8 more settings can change" in out
+    assert not any(name in out for name in LIVE_SETTINGS if name != "style_weight")
+    assert not check_live_settings(set(LIVE_SETTINGS) - {"tv_weight"})
+    assert "1 more setting can change" in capsys.readouterr().out
     assert not check_live_settings("style_weight")
 
 
@@ -248,7 +252,9 @@ def test_check_studio_layer_weights(capsys):
     assert not check_studio_layer_weights(lambda s: [v / 5 for v in s.values()])
     assert not check_studio_layer_weights(lambda s: None)
     out = capsys.readouterr().out
-    assert "slider values as they are" in out and "order is the dict's" in out and "one number per style layer" in out
+    assert "slider values as they are" in out and "the dict's order" in out and "one number per style layer" in out
+    assert not check_studio_layer_weights(lambda s: [s[layer] / sum(s.values()) for layer in STYLE_LAYERS])
+    assert "always sum to 1" in capsys.readouterr().out
 
 
 def test_colour_and_style_scale_settings_restart_and_show_colour():
