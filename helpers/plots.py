@@ -141,12 +141,14 @@ def show_feature_grid(features, channels=6, size_in=1.5, cmap="viridis", title=N
     return show_figure(fig)
 
 
-def show_gram(gram, title="Gram matrix", ax=None, cmap="magma", log=True):
+def show_gram(gram, title="Gram matrix", ax=None, cmap="magma", log=True, vmax=None):
     """Draw one Gram matrix ((C, C) or (1, C, C)) as a heatmap with a colour bar.
 
     `log=True` (the default) uses a logarithmic colour scale over four decades below the
-    largest entry: Gram entries span orders of magnitude, and on a linear scale a few strong
+    top of the scale: Gram entries span orders of magnitude, and on a linear scale a few strong
     channels leave the rest black. Entries below that range (and zeros) get the darkest colour.
+    `vmax`, the top of the scale, is the matrix's largest entry by default: give two heatmaps the
+    same `vmax` to compare them on one scale.
     Given `ax`, it draws there and leaves showing the figure to the caller (`show_figure`).
     """
     g = gram.detach().float().cpu()
@@ -156,12 +158,12 @@ def show_gram(gram, title="Gram matrix", ax=None, cmap="magma", log=True):
         fig, ax = plt.subplots(figsize=(4.2, 3.6))
     else:
         fig = ax.figure
-    top = g.max().item()
+    top = g.max().item() if vmax is None else float(vmax)
     if log and top > 0:
         norm = LogNorm(vmin=top * 1e-4, vmax=top, clip=True)
         im = ax.imshow(g.clamp(min=top * 1e-4), cmap=cmap, norm=norm)
     else:
-        im = ax.imshow(g, cmap=cmap)
+        im = ax.imshow(g, cmap=cmap, vmin=0 if vmax is not None else None, vmax=vmax)
     ax.set_title(title, fontsize=10)
     ax.set_xlabel("channel j")
     ax.set_ylabel("channel i")
