@@ -2,8 +2,9 @@
 
 Notation of the paper: F^l is the feature map of the generated image at layer l, with
 N_l channels ("filters") of M_l = H_l·W_l positions each; P^l is the same for the photo;
-A^l is the Gram matrix of the painting. All losses are computed in float32, even where
-the features come from a bfloat16 forward pass.
+A^l is the Gram matrix of the painting. In PyTorch's layout (N, C, H, W) a feature map has
+N_l = C channels and M_l = H·W positions (PyTorch's N is the batch). All losses are computed
+in float32, even where the features come from a bfloat16 forward pass.
 """
 
 import torch
@@ -46,14 +47,15 @@ class _Gram(torch.autograd.Function):
 
 
 def gram_matrix(features):
-    r"""Gram matrices of a batch of feature maps, normalized by C·H·W.
+    r"""Gram matrices of a batch of feature maps, normalized by N_l·M_l (C·H·W).
 
-    .. math:: G_{ij} = \frac{1}{C H W} \sum_{k} F_{ik} F_{jk}
+    .. math:: G^l_{ij} = \frac{1}{N_l M_l} \sum_{k=1}^{M_l} F^l_{ik} F^l_{jk}
 
-    `features` has shape (N, C, H, W); the result has shape (N, C, C). Entry (i, j) is
-    how strongly channels i and j fire together, averaged over positions: a summary of
-    which features co-occur, with all spatial layout thrown away. The paper uses the raw
-    sum; dividing by C·H·W keeps values comparable across layers and image sizes.
+    `features` has shape (N, C, H, W): N_l = C channels of M_l = H·W positions; the result
+    has shape (N, C, C), one N_l × N_l matrix per image. Entry (i, j) is how strongly
+    channels i and j fire together, averaged over positions: a summary of which features
+    co-occur, with all spatial layout thrown away. The paper uses the raw sum; dividing by
+    N_l·M_l keeps values comparable across layers and image sizes.
     Computed in float32 whatever the features' dtype.
     """
     n, c, h, w = features.shape
@@ -85,8 +87,10 @@ def style_loss(features, target_grams, layer_weights=None):
 
     `features` maps layer names to feature maps of the generated image, `target_grams`
     the same names to the painting's Gram matrices A^l (from `gram_matrix`), and
-    `layer_weights` names to w_l (default: equal weights 1/L, as in the paper). With
-    Gram matrices normalized by C·H·W this is the paper's E_l up to a constant factor.
+    `layer_weights` names to w_l (default: equal weights 1/L, as in the paper). E_l here is
+    the mean over the N_l × N_l entries. The paper's is
+    :math:`\frac{1}{4 N_l^2 M_l^2} \sum_{i,j} (G^l_{ij} - A^l_{ij})^2` with raw sums in G and A,
+    which are N_l·M_l times ours: so ours is the paper's E_l times the constant 4 / N_l².
     """
     if layer_weights is None:
         layer_weights = {name: 1.0 / len(target_grams) for name in target_grams}
