@@ -642,8 +642,8 @@ def check_blend_grams(fn):
         if out.shape == want.shape and _close(out, want):
             continue
         hint = _first_match(out, [
-            (sum(w * g for w, g in zip(weights, grams)), "the target grows with the weights: weights 2, 2, 4 "
-                                                         "give 8 times the target of .25, .25, .5, the same mix"),
+            (sum(w * g for w, g in zip(weights, grams)), "the target grows with the weights: 2, 2, 4 is the "
+                                                         "same mix as 1, 1, 2, yet gives twice the target"),
             (sum(grams) / len(grams), "every style got the same share, whatever its weight"),
         ])
         return _report([hint or f"for weights {weights} the mix differs from the engine's"], "")
