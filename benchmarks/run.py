@@ -57,7 +57,9 @@ import helpers  # noqa: E402
 from benchmarks.reference_loop import ReferenceLoop  # noqa: E402
 from helpers import speed  # noqa: E402
 from helpers.device import bf16_supported, cpu_name  # noqa: E402
-from helpers.optimization import StyleTransfer, StyleTransferConfig, cached_vgg19  # noqa: E402
+from helpers.config import StyleTransferConfig  # noqa: E402
+from helpers.network import cached_vgg19  # noqa: E402
+from helpers.optimization import StyleTransfer  # noqa: E402
 
 CONTENT, STYLE = "city", "starry_night"
 SECTIONS = ("steps", "quality", "startup", "bf16", "previews", "memory", "estimate", "gpu")

@@ -9,6 +9,7 @@ import math
 from dataclasses import dataclass
 
 from .errors import StyleTransferError
+from .layers import check_layers
 
 WEIGHTS_NAMES = ("caffe", "torchvision", "random")
 POOLING_NAMES = ("max", "avg")
@@ -111,8 +112,6 @@ class StyleTransferConfig:
 
 def _check_loss(config):
     """The settings of the loss that a run and a training share: layers and weights."""
-    from .network import check_layers
-
     check_layers(config.content_layers)
     check_layers(config.style_layers)
     for name in ("content_weight", "style_weight", "tv_weight"):

@@ -115,7 +115,7 @@ def check_feature_shape(answer, layer="relu4_2", height=300, width=200):
     VGG-19's 3×3 convolutions are padded and keep the size; each 2×2 max pooling before
     `layer` halves it, rounding down.
     """
-    from .network import LAYER_INDEX, LAYER_NAMES, check_layers
+    from .layers import LAYER_INDEX, LAYER_NAMES, check_layers
 
     check_layers(layer)
     pools = [n for n in LAYER_NAMES[: LAYER_INDEX[layer] + 1] if n.startswith("pool")]
@@ -160,7 +160,7 @@ def check_receptive_field(answer, layer="relu4_2"):
     Walking down the stack with `jump` = the downsampling so far (1 at the input): a 3×3
     convolution widens the field by 2·jump; a 2×2 pooling by jump, then doubles jump.
     """
-    from .network import LAYER_INDEX, check_layers, layer_table
+    from .layers import LAYER_INDEX, check_layers, layer_table
 
     check_layers(layer)
     want = layer_table()[LAYER_INDEX[layer]]["receptive_field"]

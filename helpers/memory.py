@@ -25,7 +25,7 @@ import torch
 
 from .errors import StyleTransferError
 from .images import MIN_SIDE_PX
-from .network import LAYER_INDEX, LAYER_NAMES
+from .layers import LAYER_INDEX, LAYER_NAMES
 from .speed import precision_name
 
 GB = 1e9

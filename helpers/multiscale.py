@@ -15,7 +15,9 @@ import torch
 from . import memory
 from .errors import StyleTransferError
 from .images import check_size
-from .optimization import Progress, StyleTransfer, StyleTransferConfig, StyleTransferResult
+from .config import StyleTransferConfig
+from .optimization import StyleTransfer, StyleTransferResult
+from .progress import Progress
 
 
 @dataclass

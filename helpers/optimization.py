@@ -14,32 +14,12 @@ from dataclasses import dataclass, field
 import torch
 
 from . import color, losses, memory, speed
+from .config import DEFAULT_LEARNING_RATES, StyleTransferConfig
 from .device import pick_device
 from .errors import StyleTransferError
 from .images import MIN_SIDE_PX, load_image
-from .network import load_normalized_vgg19, load_vgg19
-
-from .config import (DEFAULT_LEARNING_RATES, INITS, OPTIMIZERS, PAPER_STYLE_LAYERS,  # noqa: F401
-                     PRECISIONS, StyleTransferConfig)
-
-
-@dataclass
-class Progress:
-    """What the callback receives every `report_every` steps.
-
-    `image` is the current image on the run's device (RGB in [0, 1]); copy it if you keep it.
-    """
-
-    step: int
-    steps: int  #: the step this run will end at
-    losses: dict  #: {"content", "style", "tv", "total"} as floats, weighted
-    image: torch.Tensor
-    elapsed_s: float
-    seconds_per_step: float
-
-    @property
-    def eta_s(self):
-        return (self.steps - self.step) * self.seconds_per_step
+from .network import cached_vgg19
+from .progress import Progress
 
 
 @dataclass
@@ -52,31 +32,6 @@ class StyleTransferResult:
     stopped: str = None  #: None if the run finished, else why it stopped
     device: str = ""
     extra: dict = field(default_factory=dict)
-
-
-_MODELS = {}
-
-
-def cached_vgg19(weights, pooling, device, normalized=False):
-    """`load_vgg19` (or `load_normalized_vgg19`), kept in memory per (weights, pooling, device,
-    normalized) and in channels-last layout."""
-    key = (weights, pooling, str(device), normalized)
-    if key not in _MODELS:
-        load = load_normalized_vgg19 if normalized else load_vgg19
-        _MODELS[key] = load(weights, pooling, device).to(memory_format=torch.channels_last)
-    return _MODELS[key]
-
-
-def normalization(target):
-    """1 / the mean square of a layer's target: our departure from the paper. Each layer's loss
-    is divided by it, so that every layer starts on an equal footing whatever its scale."""
-    return 1.0 / (target.float().pow(2).mean().item() + 1e-8)
-
-
-def layer_shares(config):
-    """w_l as given: `config.style_layer_weights`, or the paper's equal 1/L, by layer name."""
-    user = config.style_layer_weights or (1.0 / len(config.style_layers),) * len(config.style_layers)
-    return dict(zip(config.style_layers, user))
 
 
 class StyleTransfer:
@@ -154,10 +109,10 @@ class StyleTransfer:
         for weight, style in zip(self.blend, self.styles):
             feats = self._features(style, cfg.style_layers)
             for name in cfg.style_layers:
-                grams[name] = grams[name] + weight * losses.gram_matrix(feats[name])
+                grams[name] = grams[name] + weight * speed.fast_gram_matrix(feats[name])
         self.style_targets = grams
-        self.content_norms = {n: normalization(t) for n, t in self.content_targets.items()}
-        self.style_norms = {n: normalization(g) for n, g in grams.items()}
+        self.loss = losses.StyleTransferLoss(grams, self.content_targets, gram=speed.fast_gram_matrix)
+        self.content_norms, self.style_norms = self.loss.content_norms, self.loss.style_norms
         self.layers = list(dict.fromkeys(list(cfg.content_layers) + list(cfg.style_layers)))
 
     def _make_optimizer(self):
@@ -209,11 +164,11 @@ class StyleTransfer:
 
     def layer_shares(self):
         """w_l as given: `config.style_layer_weights`, or the paper's equal 1/L."""
-        return layer_shares(self.config)
+        return losses.layer_shares(self.config)
 
     def style_layer_weights(self):
         """w_l times the layer's normalization (1 / the mean square of its target)."""
-        return {name: w * self.style_norms[name] for name, w in self.layer_shares().items()}
+        return self.loss.style_layer_weights(self.config)
 
     def paper_weights(self, alpha_over_beta):
         r"""The content, style and style-layer weights that make this engine's loss the paper's
@@ -259,23 +214,13 @@ class StyleTransfer:
         return alpha, betas
 
     def losses(self, image):
-        """The weighted loss terms of `image`: {"content", "style", "tv", "total"} as tensors."""
+        """The weighted loss terms of `image`: {"content", "style", "tv", "total"} as tensors
+        (`losses.StyleTransferLoss`, with this run's targets and current weights)."""
         cfg = self.config
         # content_weight 0 (texture synthesis): skip the content layers, so the forward pass
         # stops at the deepest style layer (relu1_1 alone costs a fraction of relu4_2).
         layers = self.layers if cfg.content_weight else list(cfg.style_layers)
-        feats = self._features(image, layers)
-        if cfg.content_weight:
-            content = sum(self.content_norms[n] * losses.content_loss(feats[n], self.content_targets[n])
-                          for n in cfg.content_layers) / len(cfg.content_layers)
-        else:
-            content = torch.zeros((), device=image.device)
-        style = losses.style_loss(feats, self.style_targets, self.style_layer_weights())
-        tv = losses.total_variation_loss(image)
-        terms = {"content": cfg.content_weight * content, "style": cfg.style_weight * style,
-                 "tv": cfg.tv_weight * tv}
-        terms["total"] = terms["content"] + terms["style"] + terms["tv"]
-        return terms
+        return self.loss(self._features(image, layers), image, cfg)
 
     # --- running ------------------------------------------------------------------------
 

@@ -35,7 +35,8 @@ from .config import TrainingConfig
 from .device import pick_device
 from .errors import StyleTransferError
 from .images import check_output_path, load_image, write_atomically
-from .optimization import Progress, cached_vgg19, layer_shares, normalization
+from .network import cached_vgg19
+from .progress import Progress
 
 MODEL_FORMAT = "nst-tutorial/transform-net"
 MODEL_VERSION = 1
@@ -217,13 +218,14 @@ class PhotoCrops:
 # --- the loss --------------------------------------------------------------------------------
 
 class PerceptualLoss:
-    """The optimization's loss (`StyleTransfer.losses`) for a batch: photos x, their stylized
-    versions y, one painting.
+    """The optimization's loss (`losses.StyleTransferLoss`, which `StyleTransfer.losses` calls
+    too) for a batch: photos x, their stylized versions y, one painting.
 
-    content: mean over content layers of mean((F(y) − F(x))²) / mean(F(x)²);
-    style: Σ_l w_l · mean((G_l(y) − A_l)²) / mean(A_l²), A_l the painting's Gram matrix at `style_px`;
-    tv: `total_variation_loss(y)`. Each term times its weight, as in the optimization, so the
-    weights mean the same thing in both.
+    content: mean over content layers of mean((F(y) − F(x))²) / mean(F(x)²), each batch's photos
+    its own targets; style: Σ_l w_l · mean((G_l(y) − A_l)²) / mean(A_l²), A_l the painting's Gram
+    matrix at `style_px`; tv: `total_variation_loss(y)`. Each term times its weight, as in the
+    optimization, so the weights mean the same thing in both. What this class adds is the loss
+    network and its precision, and the painting's Gram matrices at the training's size.
     """
 
     def __init__(self, style, config, device, model=None):
@@ -234,8 +236,8 @@ class PerceptualLoss:
         style_image = load_image(style, config.style_px).to(device)
         with torch.no_grad():
             feats = self.features(style_image, config.style_layers)
-            self.grams = {n: losses.gram_matrix(feats[n]) for n in config.style_layers}
-        self.layer_weights = {n: w * normalization(self.grams[n]) for n, w in layer_shares(config).items()}
+            grams = {n: speed.fast_gram_matrix(feats[n]) for n in config.style_layers}
+        self.objective = losses.StyleTransferLoss(grams, gram=speed.fast_gram_matrix)
         self.layers = list(dict.fromkeys(list(config.content_layers) + list(config.style_layers)))
 
     def features(self, image, layers):
@@ -243,18 +245,9 @@ class PerceptualLoss:
 
     def __call__(self, photos, stylized):
         """{"content", "style", "tv", "total"}: the weighted terms, averaged over the batch."""
-        cfg = self.config
         with torch.no_grad():
-            targets = self.features(photos, cfg.content_layers)
-        feats = self.features(stylized, self.layers)
-        content = sum(losses.content_loss(feats[n], targets[n]) / (targets[n].float().pow(2).mean() + 1e-8)
-                      for n in cfg.content_layers) / len(cfg.content_layers)
-        style = losses.style_loss(feats, self.grams, self.layer_weights)
-        tv = losses.total_variation_loss(stylized)
-        terms = {"content": cfg.content_weight * content, "style": cfg.style_weight * style,
-                 "tv": cfg.tv_weight * tv}
-        terms["total"] = terms["content"] + terms["style"] + terms["tv"]
-        return terms
+            targets = self.features(photos, self.config.content_layers)
+        return self.objective(self.features(stylized, self.layers), stylized, self.config, content_targets=targets)
 
 
 # --- training ----------------------------------------------------------------------------------

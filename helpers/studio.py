@@ -29,7 +29,8 @@ from matplotlib.figure import Figure
 from . import memory
 from .errors import StyleTransferError
 from .images import bundled_images, free_path, images_dir, load_image, save_image, tensor_to_image
-from .optimization import DEFAULT_LEARNING_RATES, PAPER_STYLE_LAYERS, StyleTransfer, StyleTransferConfig
+from .config import DEFAULT_LEARNING_RATES, PAPER_STYLE_LAYERS, StyleTransferConfig
+from .optimization import StyleTransfer
 from .plots import plot_losses
 
 STYLE_LAYERS = PAPER_STYLE_LAYERS

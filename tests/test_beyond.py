@@ -16,7 +16,9 @@ from PIL import Image
 import helpers
 from helpers import color, export, multiscale, network
 from helpers.errors import StyleTransferError
-from helpers.optimization import Progress, StyleTransfer, StyleTransferConfig, stylize
+from helpers.config import StyleTransferConfig
+from helpers.optimization import StyleTransfer, stylize
+from helpers.progress import Progress
 
 YIQ = np.array([[0.299, 0.587, 0.114], [0.596, -0.274, -0.322], [0.211, -0.523, 0.312]])
 

@@ -63,3 +63,49 @@ def test_total_variation_by_hand():
     # vertical differences: (0, -1, 0) -> squares 0, 1, 0 -> mean 1/3
     assert abs(total_variation_loss(x).item() - (0.5 + 1 / 3)) < 1e-6
     assert total_variation_loss(torch.ones(1, 3, 5, 5)).item() == 0
+
+
+def test_the_engines_fast_gram_matrix_is_the_reference_one():
+    """speed.fast_gram_matrix (the engine's) gives gram_matrix's values and gradients, for
+    channels-last features as the engine has them and for bfloat16 ones (float32 out)."""
+    from helpers.speed import fast_gram_matrix
+
+    f = torch.randn(2, 5, 6, 7).contiguous(memory_format=torch.channels_last).requires_grad_(True)
+    g_ref = gram_matrix(f)
+    weights = torch.randn_like(g_ref)
+    (grad_ref,) = torch.autograd.grad((g_ref * weights).sum(), f)
+    g_fast = fast_gram_matrix(f)
+    (grad_fast,) = torch.autograd.grad((g_fast * weights).sum(), f)
+    assert torch.allclose(g_fast, g_ref, rtol=1e-5, atol=1e-6)
+    assert torch.allclose(grad_fast, grad_ref, rtol=1e-5, atol=1e-6)
+    low = f.detach().bfloat16()
+    assert fast_gram_matrix(low).dtype == torch.float32
+    assert torch.allclose(fast_gram_matrix(low), gram_matrix(low), rtol=1e-5, atol=1e-6)
+
+
+def test_the_loss_object_weights_its_terms_and_reads_weights_at_each_call():
+    """StyleTransferLoss: total = the three weighted terms; a changed weight takes effect on the
+    next call; content weight 0 gives a content term of 0 without content features."""
+    from helpers.config import StyleTransferConfig
+    from helpers.losses import StyleTransferLoss
+
+    torch.manual_seed(0)
+    feats = {"relu1_1": torch.rand(1, 4, 6, 6), "relu4_2": torch.rand(1, 8, 3, 3)}
+    target = {"relu4_2": torch.rand(1, 8, 3, 3)}
+    grams = {"relu1_1": gram_matrix(torch.rand(1, 4, 5, 5))}
+    loss = StyleTransferLoss(grams, target)
+    image = torch.rand(1, 3, 8, 8)
+    config = StyleTransferConfig(style_layers=("relu1_1",), content_layers=("relu4_2",),
+                                 content_weight=2.0, style_weight=3.0, tv_weight=0.5)
+    t = loss(feats, image, config)
+    assert torch.allclose(t["total"], t["content"] + t["style"] + t["tv"])
+    norm_p = 1 / target["relu4_2"].pow(2).mean()
+    assert torch.allclose(t["content"], 2.0 * norm_p * content_loss(feats["relu4_2"], target["relu4_2"]), rtol=1e-5)
+    norm_a = 1 / grams["relu1_1"].pow(2).mean()
+    want_style = 3.0 * norm_a * (gram_matrix(feats["relu1_1"]) - grams["relu1_1"]).pow(2).mean()
+    assert torch.allclose(t["style"], want_style, rtol=1e-5)
+    assert torch.allclose(t["tv"], 0.5 * total_variation_loss(image))
+    doubled = loss(feats, image, config.replace(style_weight=6.0))
+    assert torch.allclose(doubled["style"], 2 * t["style"])
+    texture = loss({"relu1_1": feats["relu1_1"]}, image, config.replace(content_weight=0.0))
+    assert texture["content"].item() == 0.0

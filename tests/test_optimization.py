@@ -7,7 +7,7 @@ import torch
 
 from helpers import StyleTransfer, StyleTransferConfig, StyleTransferError, gram_matrix, load_image, stylize
 from helpers.losses import content_loss, style_loss
-from helpers.optimization import PAPER_STYLE_LAYERS
+from helpers.config import PAPER_STYLE_LAYERS
 
 CITY = "images/content/city.jpg"
 STARRY = "images/style/starry_night.jpg"

@@ -4,7 +4,7 @@ import numpy as np
 import torch
 
 import helpers
-from helpers.optimization import Progress
+from helpers.progress import Progress
 from helpers.preview import LivePreview
 
 

@@ -1,0 +1,65 @@
+"""The package's structure as a learner opens it: no import cycle between its modules (lazy
+imports inside functions included), and the torch-free side stays torch-free."""
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+HELPERS = Path(__file__).resolve().parents[1] / "helpers"
+
+
+def package_imports(folder=HELPERS):
+    """{module: set of sibling modules it imports}, from `from . import x` / `from .x import y`
+    anywhere in the file (at the top or inside a function)."""
+    modules = {p.stem for p in folder.glob("*.py")}
+    graph = {}
+    for path in folder.glob("*.py"):
+        found = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.level == 1:
+                names = [node.module] if node.module else [a.name for a in node.names]
+                found |= {n.split(".")[0] for n in names} & modules
+        graph[path.stem] = found - {path.stem}
+    return graph
+
+
+def find_cycle(graph):
+    """One import cycle as a list of modules, or None."""
+    state = {}
+
+    def visit(module, path):
+        state[module] = "open"
+        for other in sorted(graph[module]):
+            if state.get(other) == "open":
+                return path[path.index(other):] + [other]
+            if other not in state:
+                cycle = visit(other, path + [other])
+                if cycle:
+                    return cycle
+        state[module] = "done"
+        return None
+
+    for module in sorted(graph):
+        if module not in state:
+            cycle = visit(module, [module])
+            if cycle:
+                return cycle
+    return None
+
+
+def test_the_cycle_finder_finds_a_cycle():
+    assert find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
+    assert find_cycle({"a": {"b"}, "b": set(), "c": {"a", "b"}}) is None
+
+
+def test_no_module_of_helpers_imports_itself_round_a_cycle():
+    assert find_cycle(package_imports()) is None
+
+
+def test_settings_and_layer_names_are_checked_without_pytorch():
+    code = ("import sys, helpers.config, helpers.layers;"
+            "helpers.layers.check_layers(['relu1_1', 'relu4_2']);"
+            "print('torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
