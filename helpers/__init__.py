@@ -1,18 +1,31 @@
 """Neural style transfer by optimization (Gatys, Ecker & Bethge), the tutorial's helpers.
 
-The package is cut the way the tutorial is told:
+The package is cut the way the tutorial is told; each module imports only the ones listed
+above it (no cycle: tests/test_structure.py):
 
+- `errors`       StyleTransferError: the one-line errors every module raises
+- `layers`       VGG-19's layer names, their check and what each layer sees (no PyTorch)
+- `device`       which device to run on, and what it can do (bfloat16, tensor cores)
 - `images`       load, convert, save and find pictures (RGB in [0, 1] everywhere)
-- `network`      VGG-19 with the original or torchvision weights, named layers
-- `losses`       gram_matrix, content_loss, style_loss, total_variation_loss
-- `config`       StyleTransferConfig: every setting and the values it may take
-- `optimization` the engine: StyleTransfer, stylize
+- `config`       StyleTransferConfig and TrainingConfig: every setting and the values it may take
+- `network`      VGG-19 with the original or torchvision weights, named layers, the normalized network
+- `losses`       gram_matrix, content_loss, style_loss, total_variation_loss, and StyleTransferLoss,
+                 the weighted loss both methods minimize
 - `speed`        what makes a step fast without changing it (precision "auto" measures)
 - `memory`       how much a run needs and the machine has: refusing sizes that cannot fit
+- `color`        keeping the photo's colours (luminance transfer, histogram matching)
+- `progress`     Progress: what a run reports to its callback
+- `optimization` the engine: StyleTransfer, stylize
+- `multiscale`   coarse to fine: one run at several sizes
 - `plots`        image grids, feature maps, Gram heatmaps, loss curves
+- `preview`      a live preview of a run in a notebook
+- `export`       a run's frames as an animated GIF
+- `studio`       the interactive studio of notebook 05 (ipywidgets)
+- `notebook`     NotebookRun: sizes and step counts that follow the machine's measured speed
 - `realtime`     the real-time network (Johnson et al. 2016): train once per painting, one pass per photo
 - `download`     a resumable, checksum-checked download of a public photo set to train it on
-- `cli`          `python -m helpers` (and `python -m helpers train` / `apply`)
+- `exercises`    the checkers of the notebooks' exercises
+- `cli`, `realtime_cli`  `python -m helpers` (and `python -m helpers train` / `apply`)
 """
 
 import importlib
@@ -52,10 +65,4 @@ def __dir__():
 
 __version__ = "0.1.0"
 
-__all__ = [
-    "LAYER_NAMES", "NotebookRun", "Progress", "StyleTransfer", "StyleTransferConfig", "StyleTransferError",
-    "StyleTransferResult", "bundled_images", "content_loss", "describe_device", "gram_matrix",
-    "image_to_tensor", "images_dir", "layer_table", "load_image", "load_vgg19", "notebook_setup", "pick_device",
-    "plot_losses", "save_image", "show_feature_maps", "show_figure", "show_gram", "show_images", "style_loss",
-    "stylize", "tensor_to_image", "total_variation_loss",
-]
+__all__ = sorted(["StyleTransferError", *_WHERE])  # every name `from helpers import *` gives

@@ -63,3 +63,24 @@ def test_settings_and_layer_names_are_checked_without_pytorch():
             "print('torch' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_the_packages_docstring_lists_every_module_below_the_ones_it_imports():
+    """helpers/__init__'s list of modules is the import order: each module imports only
+    modules listed above it (or on its own line), and every module is listed."""
+    import re
+
+    import helpers
+
+    listed = []
+    for line in helpers.__doc__.splitlines():
+        if line.startswith("- `"):
+            names = re.match(r"- ((?:`\w+`(?:, )?)+)", line).group(1)  # the names before the text
+            listed.append(re.findall(r"`(\w+)`", names))
+    position = {name: i for i, names in enumerate(listed) for name in names}
+    graph = package_imports()
+    assert set(graph) - {"__init__", "__main__"} == set(position)
+    for module, imported in graph.items():
+        for other in imported:
+            if module in position:
+                assert position[other] <= position[module], f"{module} imports {other}, listed below it"
