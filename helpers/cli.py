@@ -47,7 +47,7 @@ def build_parser():
                         "256 then 512 px on a CPU, 512 then 1024 px on a GPU)")
     g.add_argument("--steps", type=int,
                    help=f"optimizer steps, at each size with --sizes (default: {DEFAULTS.steps} with --size; "
-                        "the main job: 150 + 60 on a CPU, 300 + 150 on a GPU)")
+                        "the main job: 300 + 150 on a GPU; on a CPU 150 + 60 or fewer, sized to about two minutes)")
     g = p.add_argument_group("the loss")
     g.add_argument("--content-weight", type=float, default=DEFAULTS.content_weight, help="alpha (default: %(default)s)")
     g.add_argument("--style-weight", type=float, default=DEFAULTS.style_weight, help="beta (default: %(default)s)")
@@ -106,14 +106,48 @@ def _floats(text, what):
         raise StyleTransferError(f"{what} must be numbers separated by commas, got {text!r}") from None
 
 
-#: `python -m helpers` without --size or --sizes: (sizes, steps at each) by device. A picture worth
-#: keeping: 512 px in about 1.5 to 2 minutes on a 2-core CPU (the second size starts from the
-#: first's result, so it needs few steps), 1024 px on a GPU.
+#: `python -m helpers` without --size or --sizes: (sizes, steps at each) by device. On a GPU,
+#: 1024 px; on a CPU, 512 px with steps chosen by `plan_main_job` to fit about two minutes
+#: (the second size starts from the first's result, so it needs few steps).
 MAIN_JOB = {"cpu": ((256, 512), (150, 60)), "gpu": ((512, 1024), (300, 150))}
+#: The CPU main job's plans, richest first: (steps at 256 px, steps at 512 px). The first whose
+#: predicted time fits `MAIN_JOB_BUDGET_S` runs; the last one runs on any slower CPU.
+MAIN_JOB_CPU_PLANS = ((150, 60), (120, 55), (100, 50), (80, 50), (60, 45), (50, 40), (40, 30))
+#: Seconds of steps the CPU main job is planned for; start-up, loading and saving add ~10 s.
+MAIN_JOB_BUDGET_S = 130.0
+#: One engine step at the defaults, in VGG-19 passes at 128 px (`notebook.measure_cpu_pass`) per
+#: 128 × 128 pixels of the picture: measured 0.78 at 256 px and 0.74 at 512 px on the 2-core
+#: Zen 2 EPYC (0.229 s a pass; 0.533 and 2.04 s a step on the 4:3 city photo).
+STEP_IN_PASSES = 0.78
 
 
-def _sizes_and_steps(args, device_type):
-    """(sizes or None, steps at each): --sizes, the main job when no size is given, or --size."""
+def plan_main_job(pass_s, aspect=0.75, sizes=(256, 512), plans=MAIN_JOB_CPU_PLANS, budget_s=MAIN_JOB_BUDGET_S):
+    """(steps at each size, predicted seconds): the first of `plans` whose steps fit `budget_s`
+    on a CPU whose VGG-19 pass at 128 px takes `pass_s`; `aspect` is the photo's short edge over
+    its long edge. A step costs `STEP_IN_PASSES` passes per 128 × 128 pixels."""
+    step_s = [pass_s * STEP_IN_PASSES * px * round(px * aspect) / 128 ** 2 for px in sizes]
+    for plan in plans:
+        seconds = sum(n * s for n, s in zip(plan, step_s))
+        if seconds <= budget_s:
+            return plan, seconds
+    return plan, seconds  # the slowest CPUs: the shortest plan, over budget
+
+
+def _aspect(path):
+    """The picture's short edge over its long edge (0.75 where it cannot be read: the run will say why)."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as im:
+            w, h = im.size
+        return min(w, h) / max(w, h)
+    except (OSError, ValueError, ZeroDivisionError):
+        return 0.75
+
+
+def _sizes_and_steps(args, device_type, pass_s=None, aspect=0.75):
+    """(sizes or None, steps at each): --sizes, the main job when no size is given, or --size.
+    pass_s: this CPU's VGG-19 pass at 128 px, which sizes the CPU main job (`plan_main_job`)."""
     from .multiscale import parse_sizes
 
     if args.sizes:
@@ -121,7 +155,11 @@ def _sizes_and_steps(args, device_type):
         return sizes, (_or_default(args.steps, DEFAULTS.steps),) * len(sizes)
     if args.size is None:
         sizes, steps = MAIN_JOB["cpu" if device_type == "cpu" else "gpu"]
-        return sizes, steps if args.steps is None else (args.steps,) * len(sizes)
+        if args.steps is not None:
+            return sizes, (args.steps,) * len(sizes)
+        if device_type == "cpu" and pass_s is not None:
+            steps, _ = plan_main_job(pass_s, aspect, sizes)
+        return sizes, steps
     return None, (_or_default(args.steps, DEFAULTS.steps),)
 
 
@@ -190,7 +228,19 @@ def _run(args):
     config = _config_from(args)
     out = _output_path(args, content, styles)
 
-    sizes, steps = _sizes_and_steps(args, pick_device(config.device).type)
+    device_type = pick_device(config.device).type
+    pass_s = aspect = None
+    if device_type == "cpu" and args.size is None and not args.sizes and args.steps is None:
+        from .notebook import measure_cpu_pass  # the notebooks' measure: sized the same way
+
+        precision, pass_s = measure_cpu_pass("cpu")
+        aspect = _aspect(content)
+    sizes, steps = _sizes_and_steps(args, device_type, pass_s, aspect or 0.75)
+    if pass_s is not None and not args.quiet:
+        _, seconds = plan_main_job(pass_s, aspect, sizes)
+        print(f"This CPU runs a VGG-19 pass at 128 px in {pass_s:.2f} s ({precision}): "
+              f"{' + '.join(map(str, steps))} steps at {' → '.join(map(str, sizes))} px, "
+              f"about {seconds / 60:.1f} min of steps", file=sys.stderr)
     # Before anything is loaded or written (the --frames folder included): a size that cannot fit.
     memory.check_fits(config.replace(size_px=sizes[-1]) if sizes else config, content, styles)
     total_steps = sum(steps)

@@ -156,3 +156,29 @@ def test_the_main_job_and_explicit_sizes(argv, device, sizes, steps):
 
     args = cli.build_parser().parse_args(argv)
     assert cli._sizes_and_steps(args, device) == (sizes, steps)
+
+
+@pytest.mark.parametrize("pass_s,plan", [
+    (0.05, (150, 60)),    # a fast CPU (a Zen 4 EPYC in bfloat16 is near this): the full main job
+    (0.229, (60, 45)),    # the 2-core Zen 2 EPYC in float32
+    (2.0, (40, 30)),      # slower than any plan's budget: the shortest plan
+])
+def test_the_cpu_main_job_is_sized_by_the_measured_pass(pass_s, plan):
+    from helpers import cli
+
+    chosen, seconds = cli.plan_main_job(pass_s, aspect=0.75)
+    assert chosen == plan
+    richer = cli.MAIN_JOB_CPU_PLANS[:cli.MAIN_JOB_CPU_PLANS.index(plan)]
+    assert all(cli.plan_main_job(pass_s, 0.75, plans=(p,))[1] > cli.MAIN_JOB_BUDGET_S for p in richer)
+    assert seconds <= cli.MAIN_JOB_BUDGET_S or plan == cli.MAIN_JOB_CPU_PLANS[-1]
+    args = cli.build_parser().parse_args([])
+    assert cli._sizes_and_steps(args, "cpu", pass_s, 0.75) == ((256, 512), plan)
+    assert cli._sizes_and_steps(args, "cuda", pass_s, 0.75) == ((512, 1024), (300, 150))  # a GPU: 1024 px
+    steps = cli.build_parser().parse_args(["--steps", "40"])
+    assert cli._sizes_and_steps(steps, "cpu", pass_s, 0.75) == ((256, 512), (40, 40))  # asked for: kept
+
+
+def test_a_square_photo_gets_fewer_steps_than_a_wide_one():
+    from helpers import cli
+
+    assert cli.plan_main_job(0.229, aspect=1.0)[0] < cli.plan_main_job(0.229, aspect=0.5)[0]
