@@ -4,6 +4,7 @@ The package is cut the way the tutorial is told; each module imports only the on
 above it (no cycle: tests/test_structure.py):
 
 - `errors`       StyleTransferError: the one-line errors every module raises
+- `cache`        the one folder where computed things are kept, and clearing it
 - `layers`       VGG-19's layer names, their check and what each layer sees (no PyTorch)
 - `device`       which device to run on, and what it can do (bfloat16, tensor cores)
 - `images`       load, convert, save and find pictures (RGB in [0, 1] everywhere)

@@ -201,7 +201,7 @@ def run(argv=None):
         return realtime_cli.run(argv)
     args = build_parser().parse_args(argv)
     if args.clear_cache:
-        from .network import cache_dir, clear_cache
+        from .cache import cache_dir, clear_cache
 
         removed = clear_cache()
         print(f"Deleted {len(removed)} cached file{'s' * (len(removed) != 1)} from {cache_dir()}")

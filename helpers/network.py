@@ -11,13 +11,13 @@ RGB in [0, 1].
 import functools
 import hashlib
 import importlib.util
-import os
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .cache import cache_dir
 from .config import POOLING_NAMES, WEIGHTS_NAMES
 from .errors import StyleTransferError
 from .images import bundled_images, load_image, write_atomically
@@ -308,28 +308,6 @@ def normalization_images(size_px=NORMALIZE_SIZE_PX):
     for path in paths:
         digest.update(path.name.encode() + b"\0" + path.read_bytes())
     return [load_image(p, size_px) for p in paths], digest.hexdigest()
-
-
-def cache_dir():
-    """Where computed things are kept between sessions: $NST_CACHE_DIR, else
-    $XDG_CACHE_HOME/nst-tutorial, else ~/.cache/nst-tutorial."""
-    if os.environ.get("NST_CACHE_DIR"):
-        return Path(os.environ["NST_CACHE_DIR"])
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "nst-tutorial"
-
-
-def clear_cache():
-    """Delete what the helpers keep in `cache_dir()`: the decoded weights, the normalized
-    network's means and "auto" precision's measurements (`helpers.speed`), so that each is
-    made again when next needed. Returns the paths deleted."""
-    folder = cache_dir()
-    removed = []
-    for path in sorted(folder.glob("vgg19-*.pt")) + [folder / "precision.json"]:
-        if path.is_file():
-            path.unlink()
-            removed.append(path)
-    return removed
 
 
 def load_normalized_vgg19(weights="caffe", pooling="max", device=None):

@@ -26,16 +26,16 @@ import weakref
 import torch
 from torch.optim.adam import adam as adam_update  # loaded with torch already; no torch._dynamo
 
+from .cache import cache_dir
 from .config import PRECISIONS
 from .device import bf16_supported, cpu_name, fp16_tensor_cores
 from .errors import StyleTransferError
 from .images import write_atomically
-from .network import cache_dir
 
 #: Set to float32, bfloat16, float16 or auto, this overrides every run's `precision`
 #: (notebooks, studio and command line alike). L-BFGS stays float32 whatever it says.
 PRECISION_ENV = "NST_PRECISION"
-#: The file in `helpers.network.cache_dir()` where "auto" keeps what it measured.
+#: The file in `helpers.cache.cache_dir()` where "auto" keeps what it measured.
 PRECISION_CACHE = "precision.json"
 #: A low precision is chosen only if its step takes at most this share of float32's: a
 #: smaller gain could be noise, and float32 is the exact one.

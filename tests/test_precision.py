@@ -150,7 +150,7 @@ def test_a_damaged_cache_is_measured_again(measured, tmp_path):
 
 
 def test_clear_cache_makes_auto_measure_again(measured):
-    from helpers.network import clear_cache
+    from helpers.cache import clear_cache
 
     _engine()
     assert speed.PRECISION_CACHE in [p.name for p in clear_cache()]
