@@ -84,6 +84,25 @@ def bf16_supported(device):
     return False
 
 
+def cpu_family_model():
+    """'family 23 model 49' from /proc/cpuinfo ('' elsewhere): CPUs that share a model name
+    ('AMD EPYC' was a Zen 1, a Zen 2 and a Zen 4 on machines we measured) differ here."""
+    found = {}
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            name, _, value = line.partition(":")
+            name = name.strip()
+            if name in ("cpu family", "model") and name not in found:
+                found[name] = value.strip()
+            if not line.strip() and found:
+                break  # the first processor's entry is enough
+    except OSError:
+        pass
+    if len(found) < 2:
+        return ""
+    return f"family {found['cpu family']} model {found['model']}"
+
+
 def cpu_name():
     """The CPU's model name, e.g. 'AMD EPYC 9R14' (Linux: /proc/cpuinfo; elsewhere what
     `platform` knows)."""

@@ -375,10 +375,13 @@ def _cgroup_left():
 # --- the check before a run --------------------------------------------------------------------
 
 def features_dtype(config, device):
-    """The dtype the engine will run the network in for `config` on `device` (None: float32)."""
+    """The dtype the engine will run the network in for `config` on `device`: torch.float32
+    where the engine runs without a low precision (its None), so that this answer, passed on,
+    is never taken for "not decided yet" and decided again (under load, "auto" measured three
+    times per run that way)."""
     from .speed import pick_precision  # the engine's own choice, not a second copy of it
 
-    return pick_precision(config.precision, torch.device(device), config.optimizer)
+    return pick_precision(config.precision, torch.device(device), config.optimizer) or torch.float32
 
 
 def estimate_for(config, content, style=None, *, device=None, precision=None, steps=None, size_px=None):

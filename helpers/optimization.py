@@ -54,7 +54,7 @@ class StyleTransfer:
         self.autocast_dtype = speed.pick_precision(config.precision, self.device, config.optimizer, self.model)
         # A size that cannot fit is refused here, in one line, before the images and anything
         # large are allocated (the network itself is 80 MB).
-        memory.check_fits(config, content, style, device=self.device, precision=self.autocast_dtype)
+        memory.check_fits(config, content, style, device=self.device, precision=self.autocast_dtype or torch.float32)
         self.content = load_image(content, config.size_px).to(self.device)
         styles = list(style) if isinstance(style, (list, tuple)) else [style]
         if not styles:

@@ -28,7 +28,7 @@ from torch.optim.adam import adam as adam_update  # loaded with torch already; n
 
 from .cache import cache_dir
 from .config import PRECISIONS
-from .device import bf16_supported, cpu_name, fp16_tensor_cores
+from .device import bf16_supported, cpu_family_model, cpu_name, fp16_tensor_cores
 from .errors import StyleTransferError
 from .images import write_atomically
 
@@ -40,6 +40,13 @@ PRECISION_CACHE = "precision.json"
 #: A low precision is chosen only if its step takes at most this share of float32's: a
 #: smaller gain could be noise, and float32 is the exact one.
 FASTER_BY = 0.9
+#: Under load (`cpu_busy`) the precisions can swap places, so a measurement is kept only if its
+#: winner is clear, at most this share of every other candidate's time (idle, bfloat16 took
+#: 0.55 of float32's on a Zen 4 EPYC; under a load of 10 they swapped within 3 %) ...
+CLEAR_UNDER_LOAD = 0.75
+#: ... or once this many runs in a row under load picked the same one: a machine that is never
+#: idle (a user's own previous run keeps the load near the core count) still settles.
+VOTES_UNDER_LOAD = 3
 #: What is timed: a forward and backward pass to these layers (the defaults') at this size
 #: (px). On a GPU a small pass is all kernel launches, the same in any precision, while the
 #: engine replays its steps as CUDA graphs, without them. At 512 px an H100 still timed
@@ -123,13 +130,15 @@ def candidate_precisions(device):
 
 
 def machine_key(device):
-    """What a measured choice is valid for: the device, the CPU model or GPU name, the
-    number of CPU threads (two threads are not twice one), and the torch version."""
+    """What a measured choice is valid for: the device, the CPU model (name, family and model
+    number) or GPU name, the number of CPU threads (two threads are not twice one), and the
+    torch version."""
     device = torch.device(device)
     if device.type == "cuda":
         what = torch.cuda.get_device_name(device)
     else:
-        what = f"{cpu_name()}, {torch.get_num_threads()} threads"
+        family = cpu_family_model()
+        what = f"{cpu_name()}{f' ({family})' if family else ''}, {torch.get_num_threads()} threads"
     return f"{device.type}: {what}, torch {torch.__version__}"
 
 
@@ -164,20 +173,47 @@ def measured_precision(device, model=None):
     seconds = measure_precisions(device, candidates, model)
     choice = fastest_precision(seconds)
     _forget_low_precision_copies(model, keep=getattr(torch, choice, None))
-    if device.type == "cpu" and cpu_busy():
+    if device.type == "cpu" and cpu_busy() and not clear_winner(seconds, choice):
         # Timed while other programs kept the cores busy, the two precisions can swap places
         # (seen here: float32 1.29 s against bfloat16 1.25 s under a load of 10 on 2 cores,
-        # 0.17 s against 0.09 s idle). Use the answer now, but measure again next time.
-        return choice
+        # 0.17 s against 0.09 s idle). Use an unclear answer now; keep it only once
+        # VOTES_UNDER_LOAD runs in a row agree.
+        if _vote_under_load(path, key, choice) < VOTES_UNDER_LOAD:
+            return choice
     cache = _read_json(path)  # again: another process may have written meanwhile
+    cache.pop(key + UNDER_LOAD_SUFFIX, None)
     cache[key] = {"precision": choice, "seconds_per_step": seconds, "px": measure_px(device),
                   "measured": time.strftime("%Y-%m-%d %H:%M:%S")}
+    _write_cache(path, cache)
+    return choice
+
+
+UNDER_LOAD_SUFFIX = " | under load"
+
+
+def clear_winner(seconds, choice):
+    """Whether `choice` beat every other candidate in `seconds` clearly: in at most
+    `CLEAR_UNDER_LOAD` of its time (float32 alone always has)."""
+    return all(seconds[choice] <= CLEAR_UNDER_LOAD * t for name, t in seconds.items() if name != choice)
+
+
+def _vote_under_load(path, key, choice):
+    """Record an unclear choice made under load; return how many runs in a row made it."""
+    cache = _read_json(path)
+    votes = cache.get(key + UNDER_LOAD_SUFFIX)
+    votes = votes if isinstance(votes, list) else []
+    votes = (votes if votes[-1:] == [choice] else []) + [choice]
+    cache[key + UNDER_LOAD_SUFFIX] = votes
+    _write_cache(path, cache)
+    return len(votes)
+
+
+def _write_cache(path, cache):
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         write_atomically(path, lambda f: f.write((json.dumps(cache, indent=1) + "\n").encode()))
     except (OSError, StyleTransferError):
         pass  # no cache (read-only home, full disk): measured again next time
-    return choice
 
 
 def cached_timings(device):

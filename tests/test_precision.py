@@ -126,14 +126,47 @@ def test_an_answer_measured_at_another_size_is_measured_again(monkeypatch, measu
     assert json.loads(path.read_text())[speed.machine_key("cpu")]["px"] == speed.MEASURE_PX["cpu"]
 
 
-def test_a_measurement_on_a_busy_cpu_is_used_but_not_kept(monkeypatch, measured, tmp_path):
-    """Under load the precisions can swap places; such an answer must not stick for good."""
+def test_an_unclear_measurement_on_a_busy_cpu_is_used_but_not_kept(monkeypatch, measured, tmp_path):
+    """Under load the precisions can swap places; an unclear answer must not stick at once."""
     monkeypatch.setattr(speed, "cpu_busy", lambda: True)
+    measured.seconds = {"float32": 1.0, "bfloat16": 0.85}  # faster, but not clearly
     assert _engine().autocast_dtype == torch.bfloat16 and measured.calls == 1
-    assert not (tmp_path / speed.PRECISION_CACHE).exists()
+    assert speed.cached_timings("cpu") == {}
     monkeypatch.setattr(speed, "cpu_busy", lambda: False)
     assert _engine().autocast_dtype == torch.bfloat16 and measured.calls == 2  # measured again, now kept
-    assert (tmp_path / speed.PRECISION_CACHE).exists()
+    assert speed.cached_timings("cpu")["precision"] == "bfloat16"
+    cache = json.loads((tmp_path / speed.PRECISION_CACHE).read_text())
+    assert list(cache) == [speed.machine_key("cpu")]  # the votes under load are gone with it
+
+
+def test_a_clear_winner_under_load_is_kept(monkeypatch, measured):
+    monkeypatch.setattr(speed, "cpu_busy", lambda: True)
+    measured.seconds = {"float32": 1.0, "bfloat16": 0.5}
+    assert _engine().autocast_dtype == torch.bfloat16 and measured.calls == 1
+    assert _engine().autocast_dtype == torch.bfloat16 and measured.calls == 1  # cached: nothing measured
+
+
+@pytest.mark.parametrize("timings,settles_on", [
+    ([{"float32": 1.0, "bfloat16": 0.85}] * 10, "bfloat16"),   # the same unclear answer every time
+    ([{"float32": 1.0, "bfloat16": 1.05}] * 10, "float32"),
+    ([{"float32": 1.0, "bfloat16": b} for b in (0.85, 1.05, 0.88, 0.86, 0.87, 0.84, 1.02, 0.9, 0.8, 0.85)],
+     "bfloat16"),                                              # answers that swap, then agree
+])
+def test_a_long_sequence_of_runs_under_load_settles(monkeypatch, measured, timings, settles_on):
+    """A user's own runs keep the load at the core count: "auto" must stop measuring at some
+    point, and then pay no measurement at all."""
+    monkeypatch.setattr(speed, "cpu_busy", lambda: True)
+    calls_per_run = []
+    for seconds in timings:
+        measured.seconds = seconds
+        before = measured.calls
+        _engine()
+        calls_per_run.append(measured.calls - before)
+    assert speed.cached_timings("cpu")["precision"] == settles_on
+    last = max(i for i, calls in enumerate(calls_per_run) if calls)
+    assert calls_per_run[:last + 1] == [1] * (last + 1)  # one measurement per run, never more
+    assert calls_per_run[last + 1:] == [0] * (len(timings) - last - 1)  # then none
+    assert last < len(timings) - 3
 
 
 def test_cpu_busy_compares_the_load_with_the_cores(monkeypatch):
@@ -265,3 +298,13 @@ def test_the_gram_matrix_of_low_precision_features_is_float32(dtype):
     assert fast.grad.dtype == dtype
     rel = (fast.grad.float() - slow.grad).norm() / slow.grad.norm()
     assert rel < 2e-2
+
+
+def test_cpus_that_share_a_name_are_measured_apart(monkeypatch):
+    """'AMD EPYC' named a Zen 1, a Zen 2 and a Zen 4 on machines we measured: their answers
+    must not be taken for each other's."""
+    monkeypatch.setattr(speed, "cpu_name", lambda: "AMD EPYC")
+    monkeypatch.setattr(speed, "cpu_family_model", lambda: "family 23 model 1")
+    zen1 = speed.machine_key("cpu")
+    monkeypatch.setattr(speed, "cpu_family_model", lambda: "family 25 model 17")
+    assert speed.machine_key("cpu") != zen1 and "family 25 model 17" in speed.machine_key("cpu")
