@@ -124,25 +124,26 @@ STEP_IN_PASSES = 0.78
 def plan_main_job(pass_s, aspect=0.75, sizes=(256, 512), plans=MAIN_JOB_CPU_PLANS, budget_s=MAIN_JOB_BUDGET_S):
     """(steps at each size, predicted seconds): the first of `plans` whose steps fit `budget_s`
     on a CPU whose VGG-19 pass at 128 px takes `pass_s`; `aspect` is the photo's short edge over
-    its long edge. A step costs `STEP_IN_PASSES` passes per 128 × 128 pixels."""
-    step_s = [pass_s * STEP_IN_PASSES * px * round(px * aspect) / 128 ** 2 for px in sizes]
+    its long edge."""
     for plan in plans:
-        seconds = sum(n * s for n, s in zip(plan, step_s))
+        seconds = predicted_seconds(pass_s, aspect, sizes, plan)
         if seconds <= budget_s:
             return plan, seconds
     return plan, seconds  # the slowest CPUs: the shortest plan, over budget
 
 
-def _aspect(path):
-    """The picture's short edge over its long edge (0.75 where it cannot be read: the run will say why)."""
-    from PIL import Image
+def predicted_seconds(pass_s, aspect, sizes, steps):
+    """The steps' time: each step costs `STEP_IN_PASSES` passes per 128 × 128 pixels."""
+    return sum(n * pass_s * STEP_IN_PASSES * px * round(px * aspect) / 128 ** 2 for px, n in zip(sizes, steps))
 
-    try:
-        with Image.open(path) as im:
-            w, h = im.size
-        return min(w, h) / max(w, h)
-    except (OSError, ValueError, ZeroDivisionError):
-        return 0.75
+
+def _aspect(source):
+    """The picture's short edge over its long edge, from its header (`memory.planned_shape`;
+    0.75 where it cannot be read: the run will say why)."""
+    from .memory import planned_shape
+
+    shape = planned_shape(source, None)
+    return min(shape) / max(shape) if shape else 0.75
 
 
 def _sizes_and_steps(args, device_type, pass_s=None, aspect=0.75):
@@ -237,10 +238,9 @@ def _run(args):
         aspect = _aspect(content)
     sizes, steps = _sizes_and_steps(args, device_type, pass_s, aspect or 0.75)
     if pass_s is not None and not args.quiet:
-        _, seconds = plan_main_job(pass_s, aspect, sizes)
         print(f"This CPU runs a VGG-19 pass at 128 px in {pass_s:.2f} s ({precision}): "
               f"{' + '.join(map(str, steps))} steps at {' → '.join(map(str, sizes))} px, "
-              f"about {seconds / 60:.1f} min of steps", file=sys.stderr)
+              f"about {predicted_seconds(pass_s, aspect, sizes, steps) / 60:.1f} min of steps", file=sys.stderr)
     # Before anything is loaded or written (the --frames folder included): a size that cannot fit.
     memory.check_fits(config.replace(size_px=sizes[-1]) if sizes else config, content, styles)
     total_steps = sum(steps)
