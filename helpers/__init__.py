@@ -3,7 +3,7 @@
 The package is cut the way the tutorial is told; each module imports only the ones listed
 above it (no cycle: tests/test_structure.py):
 
-- `errors`       StyleTransferError: the one-line errors every module raises
+- `errors`       StyleTransferError: the one-line errors every module raises (and the parsers print)
 - `cache`        the one folder where computed things are kept, and clearing it
 - `layers`       VGG-19's layer names, their check and what each layer sees (no PyTorch)
 - `device`       which device to run on, and what it can do (bfloat16, tensor cores)
@@ -26,7 +26,8 @@ above it (no cycle: tests/test_structure.py):
 - `realtime`     the real-time network (Johnson et al. 2016): train once per painting, one pass per photo
 - `download`     a resumable, checksum-checked download of a public photo set to train it on
 - `exercises`    the checkers of the notebooks' exercises
-- `cli`, `realtime_cli`  `python -m helpers` (and `python -m helpers train` / `apply`)
+- `figure3`      the paper's Figure 3: style layers × α/β, from noise (`python -m helpers figure3`)
+- `cli`, `realtime_cli`  `python -m helpers` (and `python -m helpers train` / `apply` / `figure3`)
 """
 
 import importlib

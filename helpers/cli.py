@@ -3,9 +3,9 @@
     python -m helpers                              # the bundled city photo as The Starry Night
     python -m helpers photo.jpg painting.jpg -o out.png --size 512 --steps 500
     python -m helpers train painting.jpg photos/ -o painting.pt   # see helpers.realtime_cli
+    python -m helpers figure3 -o grid/             # the paper's Figure 3, see helpers.figure3
 """
 
-import argparse
 import signal
 import sys
 from pathlib import Path
@@ -15,27 +15,21 @@ from pathlib import Path
 # that run it.
 from .config import (INITS, OPTIMIZERS, POOLING_NAMES, PRECISIONS, PRESERVE_COLOR_MODES, WEIGHTS_NAMES,
                      StyleTransferConfig)
-from .errors import StyleTransferError
+from .errors import OneLineParser, StyleTransferError
 from .realtime_cli import SUBCOMMANDS
 
 DEFAULTS = StyleTransferConfig()
 
 
-class _OneLineParser(argparse.ArgumentParser):
-    """argparse, but a bad flag is one line on stderr (not the whole usage) and exit status 2."""
-
-    def error(self, message):
-        self.exit(2, f"error: {message} (see python -m helpers --help)\n")
-
-
 def build_parser():
-    p = _OneLineParser(
+    p = OneLineParser(
         prog="python -m helpers",
         description="Neural style transfer by optimization (Gatys, Ecker & Bethge): repaint "
                     "CONTENT in the style of STYLE. With no images, uses the bundled city photo "
                     "and The Starry Night.",
         epilog="The real-time network (Johnson et al. 2016), trained once per painting, then one pass per photo: "
-               "python -m helpers train --help, python -m helpers apply --help.",
+               "python -m helpers train --help, python -m helpers apply --help. The paper's Figure 3 (style "
+               "layers x alpha/beta): python -m helpers figure3 --help.",
     )
     p.add_argument("content", nargs="?", help="the photo (default: images/content/city.jpg)")
     p.add_argument("style", nargs="*", help="one or more style images (default: images/style/starry_night.jpg)")
@@ -200,6 +194,10 @@ def run(argv=None):
         from . import realtime_cli  # the real-time network: train one, apply one
 
         return realtime_cli.run(argv)
+    if argv and argv[0] == "figure3" and not Path(argv[0]).exists():
+        from . import figure3  # the paper's Figure 3: style layers x alpha/beta
+
+        return figure3.run(argv[1:])
     args = build_parser().parse_args(argv)
     if args.clear_cache:
         from .cache import cache_dir, clear_cache

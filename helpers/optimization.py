@@ -348,6 +348,14 @@ class StyleTransfer:
             return terms["total"]
 
         self.optimizer.step(closure)
+        state = self.optimizer.state[self.image]
+        if state.get("t") == 0:
+            # The line search found no step that lowers the loss along L-BFGS's direction.
+            # torch's L-BFGS then keeps the same direction and history, every later step
+            # fails the same way, and the run stalls for good (found from noise with a heavy
+            # style weight: Figure 3's texture end). Forgetting the history restarts it from
+            # steepest descent. It keeps going, slowly: there Adam is far better (helpers.figure3).
+            self.optimizer.state.clear()
         return box["terms"]
 
     @torch.no_grad()

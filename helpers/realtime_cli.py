@@ -7,25 +7,19 @@
 Like the main command, nothing here imports PyTorch before the arguments are checked.
 """
 
-import argparse
 import sys
 import time
 from pathlib import Path
 
 from .config import PRECISIONS, WEIGHTS_NAMES, TrainingConfig
-from .errors import StyleTransferError
+from .errors import OneLineParser, StyleTransferError
 
 TRAINING = TrainingConfig()
 SUBCOMMANDS = ("train", "apply")
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message):
-        self.exit(2, f"error: {message} (see {self.prog} --help)\n")
-
-
 def train_parser():
-    p = _Parser(prog="python -m helpers train",
+    p = OneLineParser(prog="python -m helpers train",
                 description="Train a network that stylizes any photo in one pass (Johnson, Alahi & Fei-Fei 2016) "
                             "with the painting STYLE, on the photos in PHOTOS. Interrupted (Ctrl-C)? Run the same "
                             "command again: it resumes from the last checkpoint.")
@@ -72,7 +66,7 @@ def train_parser():
 
 
 def apply_parser():
-    p = _Parser(prog="python -m helpers apply",
+    p = OneLineParser(prog="python -m helpers apply",
                 description="Stylize photos in one pass with a model made by python -m helpers train.")
     p.add_argument("model", help="the model file (.pt)")
     p.add_argument("inputs", nargs="+", metavar="PHOTO", help="photos, or folders of photos")
