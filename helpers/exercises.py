@@ -427,10 +427,10 @@ def check_time_estimate(answer, seconds_per_step, steps, size_px, measured_px):
         return _report([], f"about {want:.0f} s ({want / 60:.1f} min) for {steps} steps at {size_px} px")
     ratio = size_px / measured_px
     for value, message in [
-        (seconds_per_step * steps * ratio, f"{size_px} px has {ratio:g}× the side but {ratio ** 2:g}× the pixels: "
-                                           "the work grows with the pixel count, the square of the side"),
-        (seconds_per_step * steps, f"that is the time at {measured_px} px: scale by the pixel count, "
-                                   f"({size_px}/{measured_px})²"),
+        (seconds_per_step * steps * ratio, f"that grows the time with the side of the picture, {ratio:g}×: is "
+                                           "the side what a convolution's work grows with?"),
+        (seconds_per_step * steps, f"that is the time at {measured_px} px, as if a step at {size_px} px did no "
+                                   "more work: what does a step's work grow with?"),
         (seconds_per_step * ratio ** 2, f"that is one step: multiply by {steps} steps"),
         (want / 60, "that looks like minutes: give seconds"),
     ]:
@@ -496,35 +496,35 @@ def check_optimization_loop(fn, steps=8, learning_rate=0.05):
     out, problem = _call(fn, network, given, total_loss, steps, learning_rate)
     if problem:
         if "does not require grad" in problem or "does not have a grad_fn" in problem:
-            problem = ("the loss has no gradient with respect to the image: the image needs "
-                       "requires_grad_(True), and the loss must not go through .detach(), .item() or torch.no_grad()")
+            problem = ("the loss has no gradient with respect to the image: the chain from the pixels to the "
+                       "loss is cut somewhere (requires_grad, .detach(), .item(), torch.no_grad())")
         return _report([problem], "")
     problems = []
     if not torch.equal(given, content):
-        problems.append("the photo itself was changed: start from content.clone(), never the photo in place")
+        problems.append("the photo itself was changed: the loop worked on the photo in place, not on a copy")
     if any(not torch.equal(a, b) for a, b in zip(weights_before, network.parameters())):
-        problems.append("the network's weights changed: give the optimizer the image, Adam([image]), "
-                        "not model.parameters(); VGG-19 stays frozen")
+        problems.append("the network's weights changed: the optimizer was given the network's parameters; "
+                        "in style transfer, what are the parameters?")
     if not isinstance(out, torch.Tensor) or out.shape != content.shape:
         problems.append(f"return the image, a tensor of shape {tuple(content.shape)}; got "
                         f"{type(out).__name__ if not isinstance(out, torch.Tensor) else tuple(out.shape)}")
         return _report(problems, "")
     out = out.detach()
     if len(calls) != steps:
-        problems.append(f"total_loss was called {len(calls)} times for {steps} steps: call it once per step")
+        problems.append(f"total_loss was called {len(calls)} times for {steps} steps")
     if stale_grad:
         problems.append(f"at step {stale_grad[0] + 1} the image still had the last step's gradient: "
-                        "call optimizer.zero_grad() before each backward(), or the gradients add up")
+                        "backward() adds to .grad, and the steps' gradients add up")
     if out.max() > 1 + 1e-6 or out.min() < -1e-6:
-        problems.append(f"pixels ended outside [0, 1] (max {out.max().item():.2f}): clamp the image after "
-                        "each step, inside torch.no_grad()")
-    if torch.equal(out, content):
-        problems.append("the image did not change: did you call loss.backward() and optimizer.step()?")
+        problems.append(f"pixels ended outside [0, 1] (max {out.max().item():.2f}): nothing keeps the image "
+                        "a valid picture after each step")
+    if torch.equal(out, content) and not problems:
+        problems.append("the image did not change: no step ever moved its pixels")
     if not problems:
         want = _reference_loop(content, total_loss, steps, learning_rate)
         if not _close(out, want, rtol=1e-4, atol=1e-5):
-            problems.append("the image differs from Adam's on the same loss: use torch.optim.Adam([image], "
-                            "lr=learning_rate), one zero_grad, backward and step per step, then the clamp")
+            problems.append("the image differs from what torch.optim.Adam's steps at this learning rate "
+                            "make of the same loss")
     return _report(problems, f"{steps} Adam steps on the image's pixels, clipped to [0, 1]: that is the whole loop")
 
 
