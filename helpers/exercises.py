@@ -397,7 +397,7 @@ def check_total_variation_loss(fn):
             hint = _first_match(out.detach().float().view(1), [
                 ((dx.pow(2).sum() + dy.pow(2).sum()).view(1), "those are sums: take the mean of each direction's squares"),
                 ((dx.abs().mean() + dy.abs().mean()).view(1), "square the differences instead of taking absolute values"),
-                (dx.pow(2).mean().view(1), "only horizontal neighbours: add the vertical term (dy) too"),
+                (dx.pow(2).mean().view(1), "only horizontal neighbours: the vertical ones are missing"),
                 (dy.pow(2).mean().view(1), "only vertical neighbours: add the horizontal term (dx) too"),
                 ((rx.pow(2).mean() + ry.pow(2).mean()).view(1),
                  "the differences wrap around the border (torch.roll): compare x[..., 1:] with x[..., :-1] instead"),

@@ -188,7 +188,7 @@ def make_grid(content, style, out_dir, rows=ROWS, ratios=RATIOS, size_px=None, s
     fig.savefig(out_dir / "figure3.png", dpi=100)
     summary = {
         "figure": "Gatys, Ecker & Bethge (2015), A Neural Algorithm of Artistic Style, arXiv:1508.06576v2, Figure 3",
-        "content": str(content), "style": str(style), "size_px": size_px, "steps": steps, "optimizer": optimizer,
+        "content": Path(content).name, "style": Path(style).name, "size_px": size_px, "steps": steps, "optimizer": optimizer,
         "learning_rate": LEARNING_RATE if optimizer == "adam" else 1.0, "start": f"0.5 + {NOISE_AMPLITUDE} x (uniform - 0.5)",
         "network": "VGG-19 (caffe weights), normalized, average pooling", "tv_weight": 0,
         "ratios": [{"ours": r, "paper": r / PAPER_SHIFT} for r in ratios],

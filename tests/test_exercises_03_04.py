@@ -136,7 +136,7 @@ def test_tv_checker_accepts_right_answer(capsys):
 @pytest.mark.parametrize("wrong, says", [
     (lambda x: (x.diff(dim=-1) ** 2).sum() + (x.diff(dim=-2) ** 2).sum(), "sums"),
     (lambda x: x.diff(dim=-1).abs().mean() + x.diff(dim=-2).abs().mean(), "absolute values"),
-    (lambda x: (x.diff(dim=-1) ** 2).mean(), "add the vertical term"),
+    (lambda x: (x.diff(dim=-1) ** 2).mean(), "vertical ones are missing"),
     (lambda x: (x.diff(dim=-2) ** 2).mean(), "add the horizontal term"),
     (lambda x: ((x.roll(-1, -1) - x) ** 2).mean() + ((x.roll(-1, -2) - x) ** 2).mean(), "wrap around"),
     (lambda x: ((x.diff(dim=-1) ** 2).mean() + (x.diff(dim=-2) ** 2).mean()) / 2, "do not average"),

@@ -107,10 +107,9 @@ FIX_VERBS = ("add", "apply", "average", "call", "clamp", "compute", "count", "di
              "try", "use", "weigh", "weight", "write")
 FIX_CLAUSE = re.compile(r"(?:^|[:;—]|\bso\b|\bthen\b|\bor\b|\binstead\b)\s*(?:also\s+|just\s+|first\s+)?("
                         + "|".join(FIX_VERBS) + r")\b", re.I)
-# 04 and 07 are being reworked by issues 21 and 22, which know these tests are coming; their
-# stored outputs fail them today (07 also lacks solution blocks), so those cases may fail until then.
-REWORKED = {"04_style_transfer": "issue 21 reworks notebook 04 and its exercises",
-            "07_real_time_style_transfer": "issue 22 reworks notebook 07 and its exercises"}
+# 07 is being reworked by issue 22, which knows these tests are coming; its stored outputs fail
+# them today (and it lacks solution blocks), so its cases may fail until then.
+REWORKED = {"07_real_time_style_transfer": "issue 22 reworks notebook 07 and its exercises"}
 
 
 def _exercises(path):
@@ -242,7 +241,7 @@ def test_every_exercise_has_a_collapsed_solution_after_its_cells(path):
             f"{path.name}, {exercise['title']}: the solution shows before the cell the learner works in")
 
 
-@pytest.mark.parametrize("path", _notebooks(may_fail={"04_style_transfer", "07_real_time_style_transfer"}))
+@pytest.mark.parametrize("path", _notebooks(may_fail={"07_real_time_style_transfer"}))
 def test_no_stored_checker_output_prints_a_solution(path):
     exercises = [e for e in _exercises(path) if _checker_cells(e)]
     for exercise in exercises:
