@@ -234,17 +234,17 @@ def _run(args):
     if device_type == "cpu" and args.size is None and not args.sizes and args.steps is None:
         from .notebook import measure_cpu_pass  # the notebooks' measure: sized the same way
 
-        precision, pass_s = measure_cpu_pass("cpu")
+        precision, pass_s = measure_cpu_pass("cpu", config)
         aspect = _aspect(content)
     sizes, steps = _sizes_and_steps(args, device_type, pass_s, aspect or 0.75)
     if pass_s is not None and not args.quiet:
         print(f"This CPU runs a VGG-19 pass at 128 px in {pass_s:.2f} s ({precision}): "
               f"{' + '.join(map(str, steps))} steps at {' → '.join(map(str, sizes))} px, "
               f"about {predicted_seconds(pass_s, aspect, sizes, steps) / 60:.1f} min of steps", file=sys.stderr)
-    # Before anything is loaded or written (the --frames folder included): a size that cannot fit.
-    memory.check_fits(config.replace(size_px=sizes[-1]) if sizes else config, content, styles)
     total_steps = sum(steps)
-    recorder = _frame_recorder(args, total_steps)
+    recorder = _frame_recorder(args, total_steps)  # its --frames folder is made at the first frame
+    # A size that cannot fit is refused by the engine, before anything is loaded or written
+    # (coarse to fine: by its first engine, for the largest size).
     if sizes:
         config = config.replace(size_px=sizes[-1], steps=steps[-1])
         where = f"coarse to fine at {', '.join(map(str, sizes))} px"
