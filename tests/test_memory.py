@@ -233,6 +233,24 @@ def test_the_refusal_comes_before_the_images_are_loaded(monkeypatch, capsys, tmp
     assert "needs about" in capsys.readouterr().err and list(tmp_path.iterdir()) == []
 
 
+def test_coarse_to_fine_on_the_command_line_is_refused_by_its_first_engine_and_writes_nothing(
+        monkeypatch, capsys, tmp_path):
+    """The engine owns the check: the command line's only refusal comes from the first size's
+    engine, made for the largest size, and the --frames folder is not made before it."""
+    from helpers import cli, optimization
+
+    def loaded(*args, **kwargs):
+        raise AssertionError("loaded something before refusing")
+
+    monkeypatch.delenv(memory.SKIP_CHECK_ENV, raising=False)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(optimization, "load_image", loaded)
+    assert cli.main(["--sizes", "64,20000", "--steps", "1", "--frames", "frames"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "size 20000 px needs about" in err, err
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_out_of_memory_while_the_engine_is_built_is_one_line(monkeypatch, capsys, tmp_path):
     """Out of memory before the first step (computing the targets, say): status 2, one line."""
     from helpers import cli, optimization
