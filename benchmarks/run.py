@@ -518,7 +518,7 @@ def estimate_vs_measured(cfg, device):
             continue
         config = StyleTransferConfig(size_px=px, device=str(device), precision=precision, optimizer=optimizer,
                                      steps=steps)
-        estimate = memory.estimate_for(config, content, style, device=device)
+        estimate = memory.estimate_for(config, content, style, device=device, precision=precision)
         row = {"px": px, "precision": precision, "optimizer": optimizer, "steps": steps,
                "estimate_bytes": estimate.total, "estimate_parts": estimate.parts}
         if device.type == "cuda":

@@ -25,7 +25,7 @@ above it (no cycle: tests/test_structure.py):
 - `notebook`     NotebookRun: sizes and step counts that follow the machine's measured speed
 - `realtime`     the real-time network (Johnson et al. 2016): train once per painting, one pass per photo
 - `download`     a resumable, checksum-checked download of a public photo set to train it on
-- `exercises`    the checkers of the notebooks' exercises
+- `exercises`    the checkers of the notebooks' exercises (a folder: one module per pair of notebooks)
 - `figure3`      the paper's Figure 3: style layers × α/β, from noise (`python -m helpers figure3`)
 - `cli`, `realtime_cli`  `python -m helpers` (and `python -m helpers train` / `apply` / `figure3`)
 """

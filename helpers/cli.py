@@ -232,17 +232,18 @@ def _run(args):
     if device_type == "cpu" and args.size is None and not args.sizes and args.steps is None:
         from .notebook import measure_cpu_pass  # the notebooks' measure: sized the same way
 
-        precision, pass_s = measure_cpu_pass("cpu")
+        precision, pass_s = measure_cpu_pass("cpu", config)
         aspect = _aspect(content)
     sizes, steps = _sizes_and_steps(args, device_type, pass_s, aspect or 0.75)
     if pass_s is not None and not args.quiet:
         print(f"This CPU runs a VGG-19 pass at 128 px in {pass_s:.2f} s ({precision}): "
               f"{' + '.join(map(str, steps))} steps at {' → '.join(map(str, sizes))} px, "
               f"about {predicted_seconds(pass_s, aspect, sizes, steps) / 60:.1f} min of steps", file=sys.stderr)
-    # Before anything is loaded or written (the --frames folder included): a size that cannot fit.
-    memory.check_fits(config.replace(size_px=sizes[-1]) if sizes else config, content, styles)
     total_steps = sum(steps)
-    recorder = _frame_recorder(args, total_steps)
+    recorder = _frame_recorder(args, total_steps)  # its --frames folder is made at the first frame
+    # A size that cannot fit is refused by the engine, in one line, before anything is loaded,
+    # written or printed: coarse to fine, by its first engine, for the largest size, which is
+    # why the run is announced at its first step there.
     if sizes:
         config = config.replace(size_px=sizes[-1], steps=steps[-1])
         where = f"coarse to fine at {', '.join(map(str, sizes))} px"
@@ -251,13 +252,18 @@ def _run(args):
         engine = StyleTransfer(content, styles, config, init_image=args.init_image)
         h, w = engine.content.shape[-2:]
         where, device = f"({w}×{h} px)", engine.device
-    if not args.quiet:
-        print(f"Stylizing {content} {where} with {', '.join(map(str, styles))} "
-              f"on {describe_device(device)}", file=sys.stderr)
-    bar = tqdm(total=total_steps, unit="step", disable=args.quiet,
-               file=sys.stderr, dynamic_ncols=True)
+    bar = None
+
+    def announce():
+        nonlocal bar
+        if not args.quiet:
+            print(f"Stylizing {content} {where} with {', '.join(map(str, styles))} "
+                  f"on {describe_device(device)}", file=sys.stderr)
+        bar = tqdm(total=total_steps, unit="step", disable=args.quiet, file=sys.stderr, dynamic_ncols=True)
 
     def on_progress(progress):
+        if bar is None:
+            announce()
         bar.update(progress.step - bar.n)
         bar.set_postfix(loss=f"{progress.losses['total']:.3g}", refresh=False)
         if recorder is not None:
@@ -268,8 +274,10 @@ def _run(args):
                                     init_image=args.init_image)
         engine, (h, w) = result.extra["engine"], result.image.shape[-2:]
     else:
+        announce()
         result = engine.run(callback=on_progress)
-    bar.close()
+    if bar is not None:
+        bar.close()
     if memory.ran_out_of_memory(result.stopped) and result.steps_done == 0:
         print(f"error: {result.stopped} Nothing was written.", file=sys.stderr)
         return 2

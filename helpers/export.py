@@ -32,7 +32,8 @@ def check_gif_path(path, overwrite=False):
 class FrameRecorder:
     """A progress callback that saves every `every`-th step's picture as a PNG in `folder`.
 
-    folder:      where the frames go (created if missing; must hold no frames yet).
+    folder:      where the frames go (created with the first frame if missing, so that a run
+                 refused before its first step leaves nothing behind; must hold no frames yet).
                  None: a temporary folder, removed by `cleanup()` or after `save_gif`.
     every:       record a frame when progress.step is a multiple of this (and the last step).
     max_side_px: frames are shrunk so that their long edge is at most this.
@@ -50,7 +51,6 @@ class FrameRecorder:
         self.folder = Path(tempfile.mkdtemp(prefix="nst-frames-")) if folder is None else Path(folder)
         if self.folder.exists() and not self.folder.is_dir():
             raise StyleTransferError(f"cannot write frames to {self.folder}: it is a file; give a folder")
-        self.folder.mkdir(parents=True, exist_ok=True)
         if any(self.folder.glob("frame_*.png")):
             raise StyleTransferError(f"{self.folder} already holds frames: choose an empty folder")
         self.frames = []  #: the paths of the frames written so far
@@ -64,6 +64,8 @@ class FrameRecorder:
         pil = image if isinstance(image, Image.Image) else tensor_to_image(image.detach().float().cpu())
         if max(pil.size) > self.max_side_px:
             pil = resize_long_edge(pil, self.max_side_px)
+        if not self.frames:
+            self.folder.mkdir(parents=True, exist_ok=True)
         path = self.folder / FRAME_PATTERN.format(len(self.frames))
         pil.save(path)
         self.frames.append(path)

@@ -9,6 +9,10 @@ and names the largest size that would fit (`largest_size`). During a run,
 `is_out_of_memory` tells an allocation failure from other errors, so that the engine can
 stop with the best image so far instead of crashing.
 
+The precision of the network's features changes the estimate by half; it is an argument
+here, decided by the engine once (`speed.run_precision`) and passed on, never decided again
+in this module.
+
 The estimate was checked against measured peaks (`python benchmarks/run.py --only estimate`
 prints the comparison); see `CPU_RUNTIME_BYTES` and `BACKWARD_WORKSPACE` for the two
 numbers that were measured rather than derived.
@@ -374,27 +378,16 @@ def _cgroup_left():
 
 # --- the check before a run --------------------------------------------------------------------
 
-def features_dtype(config, device):
-    """The dtype the engine will run the network in for `config` on `device`: torch.float32
-    where the engine runs without a low precision (its None), so that this answer, passed on,
-    is never taken for "not decided yet" and decided again (under load, "auto" measured three
-    times per run that way)."""
-    from .speed import pick_precision  # the engine's own choice, not a second copy of it
-
-    return pick_precision(config.precision, torch.device(device), config.optimizer) or torch.float32
-
-
-def estimate_for(config, content, style=None, *, device=None, precision=None, steps=None, size_px=None):
+def estimate_for(config, content, style=None, *, precision, device=None, steps=None, size_px=None):
     """`estimate_run` for the images a run would load (paths, arrays, tensors...), at
-    `size_px` (default: config.size_px); the precision is the engine's choice when not given."""
+    `size_px` (default: config.size_px), with the features in `precision` (the dtype the
+    engine resolved, `speed.run_precision`; None is float32)."""
     device = torch.device(device) if device is not None else _device(config)
     size_px = config.size_px if size_px is None else size_px
     shape = planned_shape(content, size_px) or (size_px, size_px)
     styles = style if isinstance(style, (list, tuple)) else ([style] if style is not None else [])
     style_px = max(MIN_SIDE_PX, round(size_px * config.style_scale))
     style_shapes = [planned_shape(s, style_px) or (style_px, style_px) for s in styles]
-    if precision is None:
-        precision = features_dtype(config, device)
     return estimate_run(config, shape, style_shapes, device=device, precision=precision, steps=steps)
 
 
@@ -403,18 +396,16 @@ def _device(config):
     return pick_device(config.device)
 
 
-def largest_size(config, content=None, style=None, *, device=None, available=None, precision=None,
+def largest_size(config, content=None, style=None, *, precision, device=None, available=None,
                  steps=None, headroom=HEADROOM):
-    """The largest size (long edge, a multiple of 32 px) whose estimate fits in `headroom` of
-    the `available` bytes (default: what the device has free now); None if even 32 px does not
-    fit or the free memory cannot be told."""
+    """The largest size (long edge, a multiple of 32 px) whose estimate, with the features in
+    `precision`, fits in `headroom` of the `available` bytes (default: what the device has free
+    now); None if even 32 px does not fit or the free memory cannot be told."""
     device = torch.device(device) if device is not None else _device(config)
     if available is None:
         available = available_bytes(device)
     if available is None:
         return None
-    if precision is None:
-        precision = features_dtype(config, device)
     budget = available * headroom
     shape = planned_shape(content, 1000) if content is not None else None
     styles = style if isinstance(style, (list, tuple)) else ([style] if style is not None else [])
@@ -441,19 +432,20 @@ def largest_size(config, content=None, style=None, *, device=None, available=Non
     return lo * SIZE_STEP_PX if lo else None
 
 
-def check_fits(config, content, style=None, *, device=None, precision=None, available=None):
-    """Raise NotEnoughMemory, in one line, if a run of `config` on these images would need
-    more memory than the device has free; return the MemoryEstimate otherwise.
+def check_fits(config, content, style=None, *, precision, device=None, available=None):
+    """Raise NotEnoughMemory, in one line, if a run of `config` on these images, with the
+    features in `precision`, would need more memory than the device has free; return the
+    MemoryEstimate otherwise.
 
-    Cheap (a file header is read, nothing is allocated): call it before loading anything.
+    The engine calls it (`StyleTransfer`), with the precision it resolved: this module
+    estimates and never decides the precision itself. Cheap (a file header is read, nothing
+    is allocated): the engine calls it before loading anything.
     `available` replaces the measured free memory (tests). Skipped (None returned) where the
     free memory cannot be told, or when the environment variable NST_SKIP_MEMORY_CHECK is 1.
     """
     if os.environ.get(SKIP_CHECK_ENV) == "1":
         return None
     device = torch.device(device) if device is not None else _device(config)
-    if precision is None:
-        precision = features_dtype(config, device)
     estimate = estimate_for(config, content, style, device=device, precision=precision)
     if available is None:
         available = available_bytes(device)
@@ -514,5 +506,5 @@ def human_bytes(n):
 
 
 __all__ = ["MemoryEstimate", "NotEnoughMemory", "available_bytes", "check_fits", "estimate_for",
-           "estimate_run", "features_dtype", "is_out_of_memory", "largest_size", "out_of_memory_message",
+           "estimate_run", "is_out_of_memory", "largest_size", "out_of_memory_message",
            "planned_shape", "ran_out_of_memory", "release_memory"]

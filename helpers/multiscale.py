@@ -92,15 +92,16 @@ def stylize_multiscale(content, style, sizes, config=None, *, steps=None, callba
     sizes = parse_sizes(sizes)
     steps = _steps_per_scale(config.steps if steps is None else steps, len(sizes))
     total = sum(steps)
-    # The largest size decides whether the run fits: refuse it now, not after the small sizes.
-    memory.check_fits(config.replace(size_px=sizes[-1], steps=steps[-1]), content, style)
+    # The largest size decides whether the run fits: the first engine checks it (its memory
+    # check is the only one), so the run is refused now, not after the small sizes.
+    largest = config.replace(size_px=sizes[-1], steps=steps[-1])
     torch.manual_seed(config.seed)
     start_time = time.perf_counter()
     image, history, scales, done, result = init_image, [], [], 0, None
     for i, (size, n) in enumerate(zip(sizes, steps)):
         try:
             engine = StyleTransfer(content, style, config.replace(size_px=size, steps=n),
-                                   init_image=image, model=model)
+                                   init_image=image, model=model, fits_for=largest if i == 0 else None)
         except (RuntimeError, MemoryError, memory.NotEnoughMemory) as err:
             # Out of memory while preparing a larger size: keep the last size's picture.
             if i == 0 or not (memory.is_out_of_memory(err) or isinstance(err, memory.NotEnoughMemory)):

@@ -65,15 +65,17 @@ def cpu_scale(pass_seconds, reference_s=CPU_REFERENCE_PASS_S, limits=CPU_SCALE_L
     return min(max((reference_s / pass_seconds) ** 0.5, limits[0]), limits[1])
 
 
-def measure_cpu_pass(device="cpu"):
+def measure_cpu_pass(device="cpu", config=None):
     """(precision, seconds): one forward and backward pass of VGG-19 at 128 px on this CPU, in
-    the precision the engine will use ("auto", or $NST_PRECISION). "auto" times that pass once
-    per machine and keeps it (`speed.measured_precision`), so the sizes stay the same from one
-    run to the next; where it kept nothing (a busy machine), the pass is timed now."""
+    the precision the engine will use for `config` (default: the engine's defaults, "auto";
+    $NST_PRECISION overrides either). "auto" times that pass once per machine and keeps it
+    (`speed.measured_precision`), so the sizes stay the same from one run to the next; where it
+    kept nothing (a busy machine), the pass is timed now."""
     from . import speed
+    from .config import StyleTransferConfig
 
     device = torch.device(device)
-    name = speed.precision_name(speed.pick_precision("auto", device))
+    name = speed.precision_name(speed.run_precision(config or StyleTransferConfig(), device))
     known = speed.cached_timings(device)
     if known.get("px") == 128 and name in known.get("seconds_per_step", {}):
         return name, known["seconds_per_step"][name]
@@ -131,11 +133,13 @@ class NotebookRun:
 
         config: the run's settings (default: the engine's defaults); content, style: its
         images (default: square ones, which need the most for a given long edge)."""
-        from .memory import largest_size
         from .config import StyleTransferConfig
+        from .memory import largest_size
+        from .speed import run_precision
 
         config = (config or StyleTransferConfig()).replace(device=str(self.device))
-        fits = largest_size(config, content, style, device=self.device)
+        fits = largest_size(config, content, style, device=self.device,
+                            precision=run_precision(config, self.device))
         if fits is None or fits >= size_px:
             return size_px
         print(f"{size_px} px would not fit in the memory free on {describe_device(self.device)}: using {fits} px")

@@ -41,9 +41,12 @@ class StyleTransfer:
     mixed by `config.style_blend_weights`. `init_image` overrides `config.init`.
     Settings may be changed between runs with `update(...)`; weights and the learning rate
     take effect on the next step, and the image carries on from where it was.
+    A run that cannot fit in the memory free is refused when the engine is built
+    (`memory.NotEnoughMemory`); `fits_for` (a StyleTransferConfig) makes that check for other
+    settings than this run's: `stylize_multiscale` passes its largest size's.
     """
 
-    def __init__(self, content, style, config=None, *, init_image=None, model=None, **options):
+    def __init__(self, content, style, config=None, *, init_image=None, model=None, fits_for=None, **options):
         self.config = (config or StyleTransferConfig()).replace(**options).validate()
         config = self.config
         self.device = pick_device(config.device)
@@ -51,10 +54,14 @@ class StyleTransfer:
             torch.backends.cudnn.benchmark = True  # the image size is fixed: let cuDNN pick its fastest kernels
         self.model = model if model is not None else cached_vgg19(
             config.weights, config.pooling, self.device, config.normalized_network)
-        self.autocast_dtype = speed.pick_precision(config.precision, self.device, config.optimizer, self.model)
+        # The precision is decided here, once (None: float32), and passed on: to the memory
+        # check, the forward passes and the loss scaling.
+        self.autocast_dtype = speed.run_precision(config, self.device, self.model)
         # A size that cannot fit is refused here, in one line, before the images and anything
-        # large are allocated (the network itself is 80 MB).
-        memory.check_fits(config, content, style, device=self.device, precision=self.autocast_dtype or torch.float32)
+        # large are allocated (the network itself is 80 MB). The command line, the notebooks
+        # and the studio rely on this check; coarse-to-fine passes its largest size's settings
+        # as `fits_for`, so that its run is refused before the first, small size.
+        memory.check_fits(fits_for or config, content, style, device=self.device, precision=self.autocast_dtype)
         self.content = load_image(content, config.size_px).to(self.device)
         styles = list(style) if isinstance(style, (list, tuple)) else [style]
         if not styles:

@@ -226,13 +226,16 @@ class PerceptualLoss:
     matrix at `style_px`; tv: `total_variation_loss(y)`. Each term times its weight, as in the
     optimization, so the weights mean the same thing in both. What this class adds is the loss
     network and its precision, and the painting's Gram matrices at the training's size.
+
+    dtype: the loss network's precision, as the trainer resolved it (`speed.run_precision`;
+    None: float32).
     """
 
-    def __init__(self, style, config, device, model=None):
+    def __init__(self, style, config, device, model=None, *, dtype):
         self.config = config
         self.device = device
         self.model = model if model is not None else cached_vgg19(config.weights, "max", device)
-        self.dtype = speed.pick_precision(config.precision, device, "adam", self.model)
+        self.dtype = dtype
         style_image = load_image(style, config.style_px).to(device)
         with torch.no_grad():
             feats = self.features(style_image, config.style_layers)
@@ -274,7 +277,11 @@ class Trainer:
         files = photos if isinstance(photos, (list, tuple)) else photo_files(
             photos, exclude=[style, *exclude] if isinstance(style, (str, os.PathLike)) else exclude)
         self.data = PhotoCrops(files, cfg.photo_px, cfg.crop_px, cfg.batch_size, cfg.seed)
-        self.loss = PerceptualLoss(style, cfg, self.device, model)
+        model = model if model is not None else cached_vgg19(cfg.weights, "max", self.device)
+        # The precision is decided here, once (None: float32), for the loss network and for the
+        # network being trained (`train_step`).
+        self.dtype = speed.run_precision(cfg, self.device, model)
+        self.loss = PerceptualLoss(style, cfg, self.device, model, dtype=self.dtype)
         self.net = TransformNet(cfg.width, cfg.residual_blocks, cfg.norm, cfg.skip).to(self.device)
         self.optimizer = torch.optim.Adam(self.net.parameters(), lr=cfg.learning_rate)
         self.step, self.history, self.seconds = 0, [], 0.0
@@ -293,7 +300,7 @@ class Trainer:
         self.net.train()
         # The loss network's precision for the transformation network too (float32 weights,
         # autocast): where bfloat16 halves VGG-19's step, it halves this network's as well.
-        dtype = self.loss.dtype
+        dtype = self.dtype
         with torch.autocast(self.device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
             stylized = self.net(photos)
         terms = self.loss(photos, stylized.float())

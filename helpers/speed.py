@@ -5,6 +5,8 @@ these pieces where they apply.
 
 - `pick_precision`: which dtype the network's forward and backward pass runs in ("auto":
   the fastest, measured once per machine by `measure_precisions` and kept in a cache);
+  `run_precision` asks it for a run's settings: each engine (`optimization.StyleTransfer`,
+  `realtime.Trainer`) does that once and passes the answer to its memory check and losses;
 - `low_precision_copy`: the network's weights cast once to that dtype;
 - `network_features`: the forward pass in that dtype (losses stay float32);
 - `grad_scaler`: loss scaling, which float16's narrow range needs;
@@ -108,6 +110,17 @@ def pick_precision(precision, device, optimizer="adam", model=None):
     if device.type not in ("cpu", "cuda"):
         raise StyleTransferError(f"precision {precision} is not supported on {device.type}; use float32")
     return getattr(torch, precision)
+
+
+def run_precision(config, device, model=None):
+    """`pick_precision` for a run of `config` (a StyleTransferConfig, or a TrainingConfig,
+    which is always Adam) on `device`: the dtype of its features, or None for float32.
+
+    Each engine calls this once, when it is built, and passes the answer down (to
+    `memory.check_fits`, to its forward passes); what sizes a run before there is an engine
+    (the studio's size slider, the notebooks' sizes) asks the same question here.
+    """
+    return pick_precision(config.precision, device, getattr(config, "optimizer", "adam"), model)
 
 
 def precision_from_environment():

@@ -309,7 +309,12 @@ class StudioSession:
     def largest_size_px(self):
         """The largest image size (px) whose run fits in the memory free now, with the current
         settings and images (None where the free memory cannot be told)."""
-        return memory.largest_size(self.config, self.content, self.style)
+        from .device import pick_device
+        from .speed import run_precision  # the engine's precision for these settings
+
+        device = pick_device(self.config.device)
+        return memory.largest_size(self.config, self.content, self.style, device=device,
+                                   precision=run_precision(self.config, device))
 
     def _engine_for_run(self):
         with self._lock:

@@ -143,7 +143,7 @@ def test_a_size_that_cannot_fit_is_refused_in_one_line_with_the_largest_that_doe
     config = StyleTransferConfig(size_px=20000, precision="float32")
     available = 16 * 10 ** 9
     with pytest.raises(memory.NotEnoughMemory) as caught:
-        memory.check_fits(config, CITY, STARRY, device="cpu", available=available)
+        memory.check_fits(config, CITY, STARRY, device="cpu", precision="float32", available=available)
     err = caught.value
     assert "\n" not in str(err)
     assert re.fullmatch(r"size 20000 px needs about [\d,]+ GB of memory and this machine has 16\.0 GB free: "
@@ -151,18 +151,34 @@ def test_a_size_that_cannot_fit_is_refused_in_one_line_with_the_largest_that_doe
     assert err.needed_bytes > 20 * available
     n = err.largest_size_px
     assert n % 32 == 0 and 1000 < n < 20000
-    fits = memory.estimate_for(config, CITY, STARRY, device="cpu", size_px=n).total
-    too_big = memory.estimate_for(config, CITY, STARRY, device="cpu", size_px=n + 32).total
+    fits = memory.estimate_for(config, CITY, STARRY, device="cpu", precision="float32", size_px=n).total
+    too_big = memory.estimate_for(config, CITY, STARRY, device="cpu", precision="float32", size_px=n + 32).total
     assert fits <= memory.HEADROOM * available < too_big
     assert f"--size {n}" in err.message("--size")
     # what fits passes and returns its estimate
-    assert memory.check_fits(config.replace(size_px=n), CITY, STARRY, device="cpu", available=available).total == fits
+    assert memory.check_fits(config.replace(size_px=n), CITY, STARRY, device="cpu", precision="float32",
+                              available=available).total == fits
 
 
 def test_nothing_fits_in_almost_no_memory():
     with pytest.raises(memory.NotEnoughMemory, match="free some memory"):
-        memory.check_fits(F32, CITY, STARRY, device="cpu", available=10 * MB)
-    assert memory.largest_size(F32, CITY, STARRY, device="cpu", available=10 * MB) is None
+        memory.check_fits(F32, CITY, STARRY, device="cpu", precision="float32", available=10 * MB)
+    assert memory.largest_size(F32, CITY, STARRY, device="cpu", precision="float32", available=10 * MB) is None
+
+
+def test_the_memory_check_takes_the_precision_and_never_decides_it(monkeypatch):
+    from helpers import speed
+
+    def decided(*args, **kwargs):
+        raise AssertionError("helpers.memory decided the precision itself")
+
+    monkeypatch.setattr(speed, "pick_precision", decided)
+    monkeypatch.setattr(speed, "run_precision", decided)
+    config = StyleTransferConfig(size_px=512, precision="auto")
+    low = memory.check_fits(config, CITY, STARRY, device="cpu", precision=torch.bfloat16, available=10 ** 12)
+    full = memory.check_fits(config, CITY, STARRY, device="cpu", precision=None, available=10 ** 12)
+    assert (low.precision, full.precision) == ("bfloat16", "float32") and low.total < full.total
+    assert memory.largest_size(config, CITY, STARRY, device="cpu", precision=torch.bfloat16, available=10 ** 9)
 
 
 def test_the_engine_refuses_before_loading_any_image(monkeypatch):
@@ -215,6 +231,24 @@ def test_the_refusal_comes_before_the_images_are_loaded(monkeypatch, capsys, tmp
     monkeypatch.setattr(optimization, "load_image", loaded)
     assert cli.main(["--size", "20000", "--steps", "1"]) == 2
     assert "needs about" in capsys.readouterr().err and list(tmp_path.iterdir()) == []
+
+
+def test_coarse_to_fine_on_the_command_line_is_refused_by_its_first_engine_and_writes_nothing(
+        monkeypatch, capsys, tmp_path):
+    """The engine owns the check: the command line's only refusal comes from the first size's
+    engine, made for the largest size, and the --frames folder is not made before it."""
+    from helpers import cli, optimization
+
+    def loaded(*args, **kwargs):
+        raise AssertionError("loaded something before refusing")
+
+    monkeypatch.delenv(memory.SKIP_CHECK_ENV, raising=False)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(optimization, "load_image", loaded)
+    assert cli.main(["--sizes", "64,20000", "--steps", "1", "--frames", "frames"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "size 20000 px needs about" in err, err
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_out_of_memory_while_the_engine_is_built_is_one_line(monkeypatch, capsys, tmp_path):

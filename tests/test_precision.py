@@ -210,6 +210,45 @@ def test_a_bad_nst_precision_is_one_clear_line(monkeypatch, measured):
         _engine()
 
 
+# --- decided once, by the engine, and passed on ----------------------------------------------
+
+@pytest.fixture
+def decisions(monkeypatch):
+    """Counts the calls of speed.pick_precision and records the precision each memory check got."""
+    from helpers import memory
+
+    class Decisions:
+        picks, checks = 0, []
+
+    pick, check = speed.pick_precision, memory.check_fits
+
+    def counted_pick(*args, **kwargs):
+        Decisions.picks += 1
+        return pick(*args, **kwargs)
+
+    def recorded_check(config, *args, precision, **kwargs):
+        Decisions.checks.append((config.size_px, precision))
+        return check(config, *args, precision=precision, **kwargs)
+
+    monkeypatch.setattr(speed, "pick_precision", counted_pick)
+    monkeypatch.setattr(memory, "check_fits", recorded_check)
+    return Decisions
+
+
+def test_the_engine_decides_the_precision_once_and_its_memory_check_gets_that_answer(measured, decisions):
+    engine = _engine()
+    assert engine.autocast_dtype == torch.bfloat16
+    assert decisions.picks == 1 and decisions.checks == [(40, torch.bfloat16)]
+
+
+def test_coarse_to_fine_checks_the_memory_only_in_its_engines_the_first_for_the_largest_size(measured, decisions):
+    from helpers.multiscale import stylize_multiscale
+
+    stylize_multiscale(torch.rand(1, 3, 40, 40), torch.rand(1, 3, 40, 40), (40, 48), weights="random",
+                       device="cpu", steps=1)
+    assert decisions.picks == 2 and decisions.checks == [(48, torch.bfloat16), (48, torch.bfloat16)]
+
+
 def test_measuring_times_each_candidate():
     model = load_vgg19("random")
     candidates = speed.candidate_precisions("cpu")

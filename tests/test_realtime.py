@@ -92,11 +92,21 @@ def test_the_loss_is_the_optimizations_loss():
     from helpers.optimization import StyleTransfer
 
     engine = StyleTransfer(ROOT / "images/content/city.jpg", STARRY, size_px=64, precision="float32", device="cpu")
-    loss = PerceptualLoss(STARRY, TrainingConfig(style_weight=30.0, **TINY), torch.device("cpu"))
+    loss = PerceptualLoss(STARRY, TrainingConfig(style_weight=30.0, **TINY), torch.device("cpu"), dtype=None)
     picture = torch.rand_like(engine.content)
     ours, theirs = loss(engine.content, picture), engine.losses(picture)
     for k in ("content", "style", "tv", "total"):
         assert torch.allclose(ours[k], theirs[k], rtol=1e-4), k
+
+
+def test_the_trainer_decides_the_precision_once_for_both_networks(monkeypatch):
+    from helpers import speed
+
+    picks = []
+    pick = speed.pick_precision
+    monkeypatch.setattr(speed, "pick_precision", lambda *args, **kwargs: picks.append(args) or pick(*args, **kwargs))
+    trainer = Trainer(STARRY, PHOTOS, TrainingConfig(steps=1, **TINY))
+    assert len(picks) == 1 and trainer.dtype is None and trainer.loss.dtype is trainer.dtype
 
 
 def test_a_few_training_steps_lower_the_loss():

@@ -11,16 +11,20 @@ HELPERS = Path(__file__).resolve().parents[1] / "helpers"
 
 def package_imports(folder=HELPERS):
     """{module: set of sibling modules it imports}, from `from . import x` / `from .x import y`
-    anywhere in the file (at the top or inside a function)."""
-    modules = {p.stem for p in folder.glob("*.py")}
+    anywhere in the file (at the top or inside a function). A folder of modules (`exercises/`)
+    counts as one module, importing what its files import from the package (`from ..x`)."""
+    files = {path.stem: [path] for path in folder.glob("*.py")}
+    files.update({init.parent.name: sorted(init.parent.glob("*.py")) for init in folder.glob("*/__init__.py")})
     graph = {}
-    for path in folder.glob("*.py"):
+    for module, paths in files.items():
         found = set()
-        for node in ast.walk(ast.parse(path.read_text())):
-            if isinstance(node, ast.ImportFrom) and node.level == 1:
-                names = [node.module] if node.module else [a.name for a in node.names]
-                found |= {n.split(".")[0] for n in names} & modules
-        graph[path.stem] = found - {path.stem}
+        for path in paths:
+            level = 1 if path.parent == folder else 2  # the level at which the package's modules are
+            for node in ast.walk(ast.parse(path.read_text())):
+                if isinstance(node, ast.ImportFrom) and node.level == level:
+                    names = [node.module] if node.module else [a.name for a in node.names]
+                    found |= {n.split(".")[0] for n in names} & set(files)
+        graph[module] = found - {module}
     return graph
 
 
