@@ -113,6 +113,24 @@ def test_a_few_training_steps_lower_the_loss():
     assert loss() < 0.7 * before
 
 
+def test_content_only_training_learns_to_keep_the_photo():
+    """The sanity check of issue 22: with style weight 0 the network only has to pass the photo
+    through, and a few steps must lower the content term on photos it was not trained on.
+    (A network that cannot learn a near-identity cannot be balanced against a style.)"""
+    trainer = Trainer(STARRY, PHOTOS, TrainingConfig(steps=15, style_weight=0.0, tv_weight=0.0, **TINY))
+    held_out = torch.cat([load_image(ROOT / f"images/content/{name}.jpg", 64)[..., :40, :40]
+                          for name in ("city", "cat", "astronaut")])
+
+    def content():
+        with torch.no_grad():
+            return trainer.loss(held_out, trainer.net.eval()(held_out))["content"].item()
+
+    before = content()
+    trainer.run()
+    assert all(h["style"] == 0 for h in trainer.history)
+    assert content() < 0.7 * before
+
+
 def test_an_interrupted_training_resumes_where_it_stopped(tmp_path):
     """4 steps, then a new Trainer on the same checkpoint: 2 more; the same weights as 6 at once."""
     config = TrainingConfig(steps=6, checkpoint_every=2, seed=3, **TINY)
@@ -287,3 +305,14 @@ def test_the_bundled_network_is_notebook_07s_training_run_longer():
         trained = judge.losses(apply_model(net, city, 128))["style"]
         untrained = judge.losses(apply_model(TransformNet().eval(), city, 128))["style"]
     assert trained < untrained / 10
+
+
+def test_every_training_photo_is_credited_and_none_is_held_out():
+    """images/photos: each file named in images/CREDITS.md, and none of them one of the held-out
+    photos (images/content) by content."""
+    credits = (ROOT / "images/CREDITS.md").read_text(encoding="utf-8")
+    photos = photo_files(PHOTOS)
+    assert len(photos) >= 28
+    assert [p.name for p in photos if f"`{p.name}`" not in credits] == []
+    held_out = {p.read_bytes() for p in (ROOT / "images/content").iterdir()}
+    assert [p.name for p in photos if p.read_bytes() in held_out] == []
