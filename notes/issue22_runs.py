@@ -92,6 +92,8 @@ def train(args):
                 "steps": args.steps, **json.loads(args.settings)}
     config = TrainingConfig(**settings)
     trainer = Trainer(painting, files, config)
+    if args.init:  # start from another run's network (e.g. a content-only warm-up)
+        trainer.net.load_state_dict(torch.load(OUT / f"{args.init}.state.pt"))
     style_weight = config.style_weight
     held = {name: js[name].content for name in HELD_OUT}
     track = []
@@ -115,7 +117,8 @@ def train(args):
     start = time.perf_counter()
     deadline = start + 60 * args.minutes
     while trainer.step < config.steps and time.perf_counter() < deadline:
-        trainer.loss.config = config.replace(style_weight=weight_at(trainer.step))
+        if args.warmup:  # the first runs' own warm-up (before TrainingConfig.warmup_steps)
+            trainer.config = config.replace(style_weight=weight_at(trainer.step))
         if args.lr_half_at and trainer.step == args.lr_half_at:
             for g in trainer.optimizer.param_groups:
                 g["lr"] = config.learning_rate / 2
@@ -128,16 +131,33 @@ def train(args):
     final = judge(js, out)
     save_strip(out, js, OUT / f"{args.name}.jpg")
     record({"name": args.name, "settings": settings, "photos": len(trainer.data), "warmup": args.warmup,
-            "ramp": args.ramp, "lr_half_at": args.lr_half_at, "steps": trainer.step,
+            "ramp": args.ramp, "lr_half_at": args.lr_half_at, "init": args.init, "steps": trainer.step,
             "train_seconds": round(time.perf_counter() - start, 1), "held_out": final, "track": track})
-    if args.save:
+    if True:
         torch.save(trainer.net.state_dict(), OUT / f"{args.name}.state.pt")
+
+
+def table(args):
+    """The results as a markdown table: held-out content / style per photo, and their ratio to
+    the optimization's (the issue's targets: content <= 1.25x, style <= 3x)."""
+    rows = [json.loads(line) for line in open(OUT / "results.jsonl")]
+    opt = next(r for r in rows if r["name"] == "optimization-300")["held_out"]
+    print("| run | steps | s | " + " | ".join(f"{n} content / style" for n in HELD_OUT) + " | content / style vs opt. (mean) |")
+    print("|---" * (4 + len(HELD_OUT)) + "|")
+    for r in rows:
+        h = r["held_out"]
+        cells = " | ".join(f"{h[n]['content']:.2f} / {h[n]['style']:.2f}" for n in HELD_OUT)
+        rc = sum(h[n]["content"] / opt[n]["content"] for n in HELD_OUT) / len(HELD_OUT)
+        rs = sum(h[n]["style"] / opt[n]["style"] for n in HELD_OUT) / len(HELD_OUT)
+        print(f"| {r['name']} | {r.get('steps', 300 if 'seconds' in r else '')} | "
+              f"{r.get('train_seconds', sum(r.get('seconds', {}).values()) or '')} | {cells} | {rc:.2f}x / {rs:.1f}x |")
 
 
 def main():
     p = argparse.ArgumentParser()
     sub = p.add_subparsers(dest="command", required=True)
     sub.add_parser("baseline")
+    sub.add_parser("table")
     t = sub.add_parser("train")
     t.add_argument("name")
     t.add_argument("settings", default="{}", nargs="?")
@@ -148,10 +168,10 @@ def main():
     t.add_argument("--ramp", type=int, default=1)
     t.add_argument("--lr-half-at", type=int, default=0)
     t.add_argument("--photos")
-    t.add_argument("--save", action="store_true")
+    t.add_argument("--init", help="NAME of an earlier run whose network this one starts from")
     args = p.parse_args()
     torch.set_num_threads(1)
-    {"baseline": baseline, "train": train}[args.command](args)
+    {"baseline": baseline, "train": train, "table": table}[args.command](args)
 
 
 if __name__ == "__main__":
