@@ -170,6 +170,9 @@ class TrainingConfig:
     style_weight: float = 100.0
     tv_weight: float = 1.0
     learning_rate: float = 1e-3  #: Adam on the network's weights (Johnson et al.)
+    #: content only (style weight 0) for this many steps, then the style ramped in linearly over
+    #: as many again: the network first learns to pass the photo through (not in Johnson et al.)
+    warmup_steps: int = 0
     width: int = 32  #: channels of the first convolution (Johnson et al.: 32)
     residual_blocks: int = 5
     norm: str = "instance"  #: "instance" or "batch"
@@ -190,6 +193,8 @@ class TrainingConfig:
 
         for name in ("steps", "batch_size", "width", "residual_blocks", "checkpoint_every", "report_every"):
             _check_whole(name.replace("_", " "), getattr(self, name))
+        if isinstance(self.warmup_steps, bool) or not isinstance(self.warmup_steps, int) or self.warmup_steps < 0:
+            raise StyleTransferError(f"warmup steps must be a whole number >= 0, got {self.warmup_steps!r}")
         for name in ("photo_px", "crop_px", "style_px"):
             check_size(getattr(self, name), name.replace("_px", " size"))
         if self.crop_px > self.photo_px:
@@ -204,6 +209,14 @@ class TrainingConfig:
         _check_choice("precision", self.precision, PRECISIONS)
         pick_device(self.device)
         return self
+
+    def style_weight_at(self, step):
+        """The style weight of training step `step` (0-based): 0 during the content-only
+        warm-up, then ramped linearly to `style_weight` over `warmup_steps` more steps."""
+        w = self.warmup_steps
+        if not w:
+            return self.style_weight
+        return self.style_weight * min(1.0, max(0, step - w + 1) / w)
 
     replace = StyleTransferConfig.replace
     as_dict = StyleTransferConfig.as_dict

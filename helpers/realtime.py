@@ -246,11 +246,13 @@ class PerceptualLoss:
     def features(self, image, layers):
         return speed.network_features(self.model, image, layers, self.dtype)
 
-    def __call__(self, photos, stylized):
-        """{"content", "style", "tv", "total"}: the weighted terms, averaged over the batch."""
+    def __call__(self, photos, stylized, config=None):
+        """{"content", "style", "tv", "total"}: the weighted terms, averaged over the batch;
+        `config`: other weights for this call (the warm-up's), the same layers."""
+        config = config or self.config
         with torch.no_grad():
-            targets = self.features(photos, self.config.content_layers)
-        return self.objective(self.features(stylized, self.layers), stylized, self.config, content_targets=targets)
+            targets = self.features(photos, config.content_layers)
+        return self.objective(self.features(stylized, self.layers), stylized, config, content_targets=targets)
 
 
 # --- training ----------------------------------------------------------------------------------
@@ -303,7 +305,9 @@ class Trainer:
         dtype = self.dtype
         with torch.autocast(self.device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
             stylized = self.net(photos)
-        terms = self.loss(photos, stylized.float())
+        cfg = self.config
+        weights = cfg.replace(style_weight=cfg.style_weight_at(self.step)) if cfg.warmup_steps else cfg
+        terms = self.loss(photos, stylized.float(), weights)
         self.optimizer.zero_grad(set_to_none=True)
         terms["total"].backward()
         self.optimizer.step()

@@ -43,6 +43,8 @@ def train_parser():
                    help="the painting's long edge (default: %(default)s)")
     g.add_argument("--lr", "--learning-rate", dest="learning_rate", type=float, default=TRAINING.learning_rate,
                    help="Adam's step on the network's weights (default: %(default)s)")
+    g.add_argument("--warmup-steps", type=int, default=TRAINING.warmup_steps, metavar="N",
+                   help="content only for N steps, then the style ramped in over N more (default: %(default)s)")
     g.add_argument("--norm", choices=("instance", "batch"), default=TRAINING.norm, type=str.lower,
                    help="(default: %(default)s)")
     g.add_argument("--seed", type=int, default=TRAINING.seed)
@@ -105,7 +107,7 @@ def _train(args):
         steps=args.steps, batch_size=args.batch_size, photo_px=args.photo_size, crop_px=args.crop,
         style_px=args.style_size, content_layers=args.content_layers, style_layers=args.style_layers,
         content_weight=args.content_weight, style_weight=args.style_weight, tv_weight=args.tv_weight,
-        learning_rate=args.learning_rate, norm=args.norm, weights=args.weights, precision=args.precision,
+        learning_rate=args.learning_rate, warmup_steps=args.warmup_steps, norm=args.norm, weights=args.weights, precision=args.precision,
         seed=args.seed, device=args.device, checkpoint_every=args.checkpoint_every, report_every=1,
     ).validate()
     if args.download:

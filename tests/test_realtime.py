@@ -123,6 +123,36 @@ def test_a_few_training_steps_lower_the_loss():
     assert loss() < 0.7 * before
 
 
+def test_content_only_training_learns_to_keep_the_photo():
+    """The sanity check of issue 22: with style weight 0 the network only has to pass the photo
+    through, and a few steps must lower the content term on photos it was not trained on.
+    (A network that cannot learn a near-identity cannot be balanced against a style.)"""
+    trainer = Trainer(STARRY, PHOTOS, TrainingConfig(steps=15, style_weight=0.0, tv_weight=0.0, **TINY))
+    held_out = torch.cat([load_image(ROOT / f"images/content/{name}.jpg", 64)[..., :40, :40]
+                          for name in ("city", "cat", "astronaut")])
+
+    def content():
+        with torch.no_grad():
+            return trainer.loss(held_out, trainer.net.eval()(held_out))["content"].item()
+
+    before = content()
+    trainer.run()
+    assert all(h["style"] == 0 for h in trainer.history)
+    assert content() < 0.7 * before
+
+
+def test_the_warm_up_trains_content_only_then_ramps_the_style_in():
+    config = TrainingConfig(style_weight=30.0, warmup_steps=4)
+    assert [config.style_weight_at(s) for s in range(10)] == [0, 0, 0, 0, 7.5, 15, 22.5, 30, 30, 30]
+    assert TrainingConfig(style_weight=30.0).style_weight_at(0) == 30
+    trainer = Trainer(STARRY, PHOTOS, TrainingConfig(steps=6, style_weight=30.0, warmup_steps=2, **TINY))
+    trainer.run()
+    styles = [h["style"] for h in trainer.history]
+    assert styles[:2] == [0, 0] and all(s > 0 for s in styles[2:])
+    with pytest.raises(StyleTransferError, match="warmup steps"):
+        TrainingConfig(warmup_steps=-1).validate()
+
+
 def test_an_interrupted_training_resumes_where_it_stopped(tmp_path):
     """4 steps, then a new Trainer on the same checkpoint: 2 more; the same weights as 6 at once."""
     config = TrainingConfig(steps=6, checkpoint_every=2, seed=3, **TINY)
@@ -285,9 +315,10 @@ def test_the_bundled_network_is_notebook_07s_training_run_longer():
 
     net, settings = load_model(ROOT / "images/models/starry_night.pt")
     plain = lambda v: list(v) if isinstance(v, tuple) else v  # noqa: E731 (a file stores lists)
+    added_since = {"warmup_steps": 0}  # settings added after the model was made: what it used
     for key, value in TrainingConfig().as_dict().items():
         if key not in ("steps", "device", "precision", "report_every", "checkpoint_every"):
-            assert plain(settings[key]) == plain(value), key
+            assert plain(settings.get(key, added_since.get(key))) == plain(value), key
     assert settings["steps_done"] == 4000 and settings["photos"] == 12
     assert Path(settings["style"]).name == "starry_night.jpg"
     city = ROOT / "images/content/city.jpg"
@@ -297,3 +328,14 @@ def test_the_bundled_network_is_notebook_07s_training_run_longer():
         trained = judge.losses(apply_model(net, city, 128))["style"]
         untrained = judge.losses(apply_model(TransformNet().eval(), city, 128))["style"]
     assert trained < untrained / 10
+
+
+def test_every_training_photo_is_credited_and_none_is_held_out():
+    """images/photos: each file named in images/CREDITS.md, and none of them one of the held-out
+    photos (images/content) by content."""
+    credits = (ROOT / "images/CREDITS.md").read_text(encoding="utf-8")
+    photos = photo_files(PHOTOS)
+    assert len(photos) >= 28
+    assert [p.name for p in photos if f"`{p.name}`" not in credits] == []
+    held_out = {p.read_bytes() for p in (ROOT / "images/content").iterdir()}
+    assert [p.name for p in photos if p.read_bytes() in held_out] == []

@@ -1,0 +1,178 @@
+"""Issue 22's measurements: short CPU trainings of the real-time network judged on the held-out
+photos (images/content: city, cat, astronaut) at 256 px by the optimization's own loss terms
+(`StyleTransfer.losses`, the command line's defaults: style weight 30), beside the optimization
+itself (defaults, 300 Adam steps).
+
+    python notes/issue22_runs.py baseline
+    python notes/issue22_runs.py train NAME '{"style_weight": 30}' --steps 600 --track-every 100 [--warmup 200]
+
+Results are appended to notes/issue22/results.jsonl; pictures go to notes/issue22/NAME.jpg
+(held-out photos side by side: stylized above, the photo below).
+"""
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from helpers import StyleTransfer, bundled_images, stylize  # noqa: E402
+from helpers.config import TrainingConfig  # noqa: E402
+from helpers.images import images_dir, load_image  # noqa: E402
+from helpers.realtime import Trainer, photo_files  # noqa: E402
+
+OUT = ROOT / "notes/issue22"
+EVAL_PX = 256
+HELD_OUT = ("city", "cat", "astronaut")
+
+
+def judges():
+    painting = bundled_images("style")["starry_night"]
+    content = bundled_images("content")
+    return {name: StyleTransfer(content[name], painting, size_px=EVAL_PX, precision="float32", device="cpu")
+            for name in HELD_OUT}
+
+
+@torch.no_grad()
+def judge(js, images):
+    return {name: {k: round(v.item(), 4) for k, v in js[name].losses(images[name]).items() if k in ("content", "style")}
+            for name in js}
+
+
+def save_strip(images, js, path):
+    from PIL import Image
+    tiles = []
+    for name in js:
+        top = images[name][0].clamp(0, 1)
+        bottom = js[name].content[0]
+        tiles.append(torch.cat([top, bottom], dim=1))
+    h = max(t.shape[1] for t in tiles)
+    tiles = [torch.nn.functional.pad(t, (0, 4, 0, h - t.shape[1]), value=1.0) for t in tiles]
+    strip = torch.cat(tiles, dim=2)
+    array = (strip.permute(1, 2, 0) * 255).round().byte().numpy()
+    Image.fromarray(array).save(path, quality=90)
+
+
+def record(row):
+    OUT.mkdir(parents=True, exist_ok=True)
+    with open(OUT / "results.jsonl", "a") as f:
+        f.write(json.dumps(row) + "\n")
+    print(json.dumps(row), flush=True)
+
+
+def baseline(args):
+    js = judges()
+    painting = bundled_images("style")["starry_night"]
+    content = bundled_images("content")
+    images, seconds = {}, {}
+    for name in HELD_OUT:
+        start = time.perf_counter()
+        images[name] = stylize(content[name], painting, size_px=EVAL_PX, steps=300, precision="float32",
+                               device="cpu").image
+        seconds[name] = round(time.perf_counter() - start, 1)
+    flat = {name: torch.full_like(js[name].content, 0.5) for name in HELD_OUT}
+    photo = {name: js[name].content for name in HELD_OUT}
+    record({"name": "optimization-300", "seconds": seconds, "held_out": judge(js, images)})
+    record({"name": "grey-image", "held_out": judge(js, flat)})
+    record({"name": "photo-itself", "held_out": judge(js, photo)})
+    save_strip(images, js, OUT / "optimization-300.jpg")
+
+
+def train(args):
+    js = judges()
+    painting = bundled_images("style")["starry_night"]
+    content = bundled_images("content")
+    files = photo_files(args.photos or images_dir() / "photos", exclude=[painting, *content.values()])
+    settings = {"precision": "float32", "device": "cpu", "report_every": args.track_every,
+                "steps": args.steps, **json.loads(args.settings)}
+    config = TrainingConfig(**settings)
+    trainer = Trainer(painting, files, config)
+    if args.init:  # start from another run's network (e.g. a content-only warm-up)
+        trainer.net.load_state_dict(torch.load(OUT / f"{args.init}.state.pt"))
+    style_weight = config.style_weight
+    held = {name: js[name].content for name in HELD_OUT}
+    track = []
+
+    def weight_at(step):  # content-only warm-up, then the style ramped in linearly
+        if step < args.warmup:
+            return 0.0
+        return style_weight * min(1.0, (step - args.warmup + 1) / max(1, args.ramp))
+
+    def on_progress():
+        with torch.no_grad():
+            trainer.net.eval()
+            out = {name: trainer.net(x).clamp(0, 1) for name, x in held.items()}
+            trainer.net.train()
+        scores = judge(js, out)
+        track.append({"step": trainer.step, "seconds": round(trainer.seconds, 1),
+                      "train": {k: round(v, 4) for k, v in trainer.history[-1].items() if k != "step"},
+                      "held_out": scores})
+        print(json.dumps(track[-1]), flush=True)
+
+    start = time.perf_counter()
+    deadline = start + 60 * args.minutes
+    while trainer.step < config.steps and time.perf_counter() < deadline:
+        if args.warmup:  # the first runs' own warm-up (before TrainingConfig.warmup_steps)
+            trainer.config = config.replace(style_weight=weight_at(trainer.step))
+        if args.lr_half_at and trainer.step == args.lr_half_at:
+            for g in trainer.optimizer.param_groups:
+                g["lr"] = config.learning_rate / 2
+        trainer.run(steps=1)
+        if trainer.step % args.track_every == 0:
+            on_progress()
+    with torch.no_grad():
+        trainer.net.eval()
+        out = {name: trainer.net(x).clamp(0, 1) for name, x in held.items()}
+    final = judge(js, out)
+    save_strip(out, js, OUT / f"{args.name}.jpg")
+    record({"name": args.name, "settings": settings, "photos": len(trainer.data), "warmup": args.warmup,
+            "ramp": args.ramp, "lr_half_at": args.lr_half_at, "init": args.init, "steps": trainer.step,
+            "train_seconds": round(time.perf_counter() - start, 1), "held_out": final, "track": track})
+    if True:
+        torch.save(trainer.net.state_dict(), OUT / f"{args.name}.state.pt")
+
+
+def table(args):
+    """The results as a markdown table: held-out content / style per photo, and their ratio to
+    the optimization's (the issue's targets: content <= 1.25x, style <= 3x)."""
+    rows = [json.loads(line) for line in open(OUT / "results.jsonl")]
+    opt = next(r for r in rows if r["name"] == "optimization-300")["held_out"]
+    print("| run | steps | s | " + " | ".join(f"{n} content / style" for n in HELD_OUT) + " | content / style vs opt. (mean) |")
+    print("|---" * (4 + len(HELD_OUT)) + "|")
+    for r in rows:
+        h = r["held_out"]
+        cells = " | ".join(f"{h[n]['content']:.2f} / {h[n]['style']:.2f}" for n in HELD_OUT)
+        rc = sum(h[n]["content"] / opt[n]["content"] for n in HELD_OUT) / len(HELD_OUT)
+        rs = sum(h[n]["style"] / opt[n]["style"] for n in HELD_OUT) / len(HELD_OUT)
+        print(f"| {r['name']} | {r.get('steps', 300 if 'seconds' in r else '')} | "
+              f"{r.get('train_seconds', sum(r.get('seconds', {}).values()) or '')} | {cells} | {rc:.2f}x / {rs:.1f}x |")
+
+
+def main():
+    p = argparse.ArgumentParser()
+    sub = p.add_subparsers(dest="command", required=True)
+    sub.add_parser("baseline")
+    sub.add_parser("table")
+    t = sub.add_parser("train")
+    t.add_argument("name")
+    t.add_argument("settings", default="{}", nargs="?")
+    t.add_argument("--steps", type=int, default=600)
+    t.add_argument("--minutes", type=float, default=18)
+    t.add_argument("--track-every", type=int, default=100)
+    t.add_argument("--warmup", type=int, default=0)
+    t.add_argument("--ramp", type=int, default=1)
+    t.add_argument("--lr-half-at", type=int, default=0)
+    t.add_argument("--photos")
+    t.add_argument("--init", help="NAME of an earlier run whose network this one starts from")
+    args = p.parse_args()
+    torch.set_num_threads(1)
+    {"baseline": baseline, "train": train, "table": table}[args.command](args)
+
+
+if __name__ == "__main__":
+    main()
