@@ -68,10 +68,10 @@ class ReferenceLoop:
         self.optimizer = torch.optim.Adam([self.target], lr=LEARNING_RATE)
         self.step_count = 0
 
-    def step(self):
-        """One Adam step; returns the total loss as a tensor (the tutorial printed it every
-        `show_every` steps)."""
-        target_features = get_features(self.preprocess(self.target), self.vgg)
+    def losses(self, image):
+        """The tutorial's loss of `image` (RGB, [0, 1]): {"content", "style", "total"} as tensors,
+        content = mean (F - P)² at conv4_2, style = β Σ_l w_l mean (G - A)² / (d·h·w)."""
+        target_features = get_features(self.preprocess(image), self.vgg)
         content_loss = torch.mean((target_features["conv4_2"] - self.content_features["conv4_2"]) ** 2)
         style_loss = 0
         for layer in STYLE_WEIGHTS:
@@ -81,7 +81,13 @@ class ReferenceLoop:
             style_gram = self.style_grams[layer]
             layer_style_loss = STYLE_WEIGHTS[layer] * torch.mean((target_gram - style_gram) ** 2)
             style_loss += layer_style_loss / (d * h * w)
-        total_loss = CONTENT_WEIGHT * content_loss + STYLE_WEIGHT * style_loss
+        return {"content": CONTENT_WEIGHT * content_loss, "style": STYLE_WEIGHT * style_loss,
+                "total": CONTENT_WEIGHT * content_loss + STYLE_WEIGHT * style_loss}
+
+    def step(self):
+        """One Adam step; returns the total loss as a tensor (the tutorial printed it every
+        `show_every` steps)."""
+        total_loss = self.losses(self.target)["total"]
         self.optimizer.zero_grad()
         total_loss.backward()
         self.optimizer.step()
