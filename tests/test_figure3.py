@@ -76,3 +76,46 @@ def test_less_alpha_over_beta_paints_more():
                    for r in (1e-8, 1e-4))
     assert left["content"] > 2 * right["content"]
     assert left["style"] < right["style"]
+
+
+def test_a_row_that_is_not_yet_texture_on_the_left_or_photo_on_the_right_asks_for_a_column():
+    grey = 1.0
+    spans = {"relu1_1": [1.1, 0.5, 0.2], "relu5_1": [0.95, 0.6, 0.3]}
+    assert figure3.unspanned_side(spans, grey) is None
+    assert figure3.unspanned_side({**spans, "relu2_1": [0.34, 0.2, 0.1]}, grey) == "left"
+    assert figure3.unspanned_side({**spans, "relu3_1": [1.2, 0.8, 0.6]}, grey) == "right"
+    assert figure3.unspanned_side({"relu1_1": [0.3, 0.2, 0.6]}, grey) == "left"  # the left end first
+    assert figure3.unspanned_side(spans, grey=2.0) == "left"  # relative to a grey picture's distance
+
+
+def test_the_grid_widens_until_its_rows_span_texture_to_photo(tmp_path, monkeypatch):
+    """make_grid adds a decade on the side that is missing, up to `widen` columns, and names,
+    labels and records the added columns like the others (panels faked: a content distance
+    that falls with the ratio, 1.0 for a grey picture)."""
+    import torch
+
+    class Judge:
+        def __init__(self, content, style, size_px):
+            self.engine = type("E", (), {"photo": torch.zeros(1, 3, 8, 8)})()
+
+        def __call__(self, image):  # a panel holds its content distance + 10; a grey picture scores 1.0
+            m = image.mean().item()
+            return {"content": m - 10 if m > 5 else 1.0, "style": 0.1}
+
+    def panel(content, style, layer, ratio, size_px, steps, optimizer):  # content 1.0 at 1e-10, 0.2 at 1e-5
+        import math
+
+        c = min(1.0, max(0.0, 1.0 - 0.16 * (math.log10(ratio) + 10)))
+        return type("R", (), {"image": torch.full((1, 3, 8, 8), c + 10), "steps_done": steps})()
+
+    monkeypatch.setattr(figure3, "Judge", Judge)
+    monkeypatch.setattr(figure3, "make_panel", panel)
+    summary = figure3.make_grid(CITY, STARRY, tmp_path / "g", rows=("relu1_1",), ratios=(1e-8, 1e-7, 1e-6, 1e-5),
+                                size_px=8, steps=1, quiet=True)
+    assert [r["ours"] for r in summary["ratios"]] == [1e-10, 1e-9, 1e-8, 1e-7, 1e-6, 1e-5]
+    assert summary["columns_added"] == {"left": 2, "right": 0} and summary["spans"]
+    assert (tmp_path / "g" / "relu1_1_1e-10.png").exists()
+    assert [p["ratio"] for p in summary["panels"]] == [1e-10, 1e-9, 1e-8, 1e-7, 1e-6, 1e-5]
+    short = figure3.make_grid(CITY, STARRY, tmp_path / "h", rows=("relu1_1",), ratios=(1e-8, 1e-5), size_px=8,
+                              steps=1, quiet=True, widen=1)
+    assert [r["ours"] for r in short["ratios"]] == [1e-9, 1e-8, 1e-5] and not short["spans"]
