@@ -6,6 +6,7 @@ above it (no cycle: tests/test_structure.py):
 - `errors`       StyleTransferError: the one-line errors every module raises (and the parsers print)
 - `cache`        the one folder where computed things are kept, and clearing it
 - `layers`       VGG-19's layer names, their check and what each layer sees (no PyTorch)
+- `cores`        how many CPU cores other programs keep busy, so how many threads to use (no PyTorch)
 - `device`       which device to run on, and what it can do (bfloat16, tensor cores)
 - `images`       load, convert, save and find pictures (RGB in [0, 1] everywhere)
 - `config`       StyleTransferConfig and TrainingConfig: every setting and the values it may take

@@ -189,6 +189,9 @@ def _output_path(args, content, styles):
 
 
 def run(argv=None):
+    from .cores import CoreWatch
+
+    watch = CoreWatch()  # how busy other programs keep the cores, measured while we load
     argv = sys.argv[1:] if argv is None else list(argv)
     if argv and argv[0] in SUBCOMMANDS and not Path(argv[0]).exists():
         from . import realtime_cli  # the real-time network: train one, apply one
@@ -208,12 +211,38 @@ def run(argv=None):
     from . import memory
 
     try:
-        return _run(args)
+        return _run(args, watch)
     except memory.NotEnoughMemory as err:  # the same one line, in the flag the reader typed
         raise StyleTransferError(err.message(None if args.sizes else "--size")) from None
+    finally:
+        if getattr(watch, "threads_before", None):  # main() called in a Python session: leave it as it was
+            import torch
+
+            torch.set_num_threads(watch.threads_before)
 
 
-def _run(args):
+def _threads_left_by_others(watch, quiet):
+    """On a CPU whose cores other programs keep busy, compute on the free ones only (see
+    `helpers.cores`); OMP_NUM_THREADS, where set, decides instead."""
+    import os
+
+    import torch
+
+    from .cores import threads_for
+
+    if os.environ.get("OMP_NUM_THREADS"):
+        return
+    busy, threads = watch.busy_elsewhere(), torch.get_num_threads()
+    use = threads_for(busy, len(watch.cores), threads)
+    if use < threads:
+        watch.threads_before = threads
+        torch.set_num_threads(use)
+        if not quiet:
+            print(f"Other programs keep about {busy:.1f} of this machine's {len(watch.cores)} cores busy: "
+                  f"computing on {use} thread{'s' * (use != 1)}, not {threads}", file=sys.stderr)
+
+
+def _run(args, watch=None):
     from tqdm.auto import tqdm
 
     from . import memory
@@ -228,6 +257,8 @@ def _run(args):
     out = _output_path(args, content, styles)
 
     device_type = pick_device(config.device).type
+    if device_type == "cpu" and watch is not None:
+        _threads_left_by_others(watch, args.quiet)
     pass_s = aspect = None
     if device_type == "cpu" and args.size is None and not args.sizes and args.steps is None:
         from .notebook import measure_cpu_pass  # the notebooks' measure: sized the same way

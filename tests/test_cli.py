@@ -182,3 +182,31 @@ def test_a_square_photo_gets_fewer_steps_than_a_wide_one():
     from helpers import cli
 
     assert cli.plan_main_job(0.229, aspect=1.0)[0] < cli.plan_main_job(0.229, aspect=0.5)[0]
+
+
+def test_a_core_held_by_another_program_is_left_out_and_the_threads_restored(monkeypatch, tmp_path, capsys):
+    """With one of two cores busy elsewhere the run computes on one thread, says so, and leaves
+    the session's thread count as it found it; OMP_NUM_THREADS, where set, decides instead."""
+    import torch
+
+    from helpers import cores
+
+    monkeypatch.setattr(cores.CoreWatch, "busy_elsewhere", lambda self: 1.0)
+    monkeypatch.setattr(cores, "_cores", lambda: [0, 1])
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    seen = []
+    real_set = torch.set_num_threads
+    monkeypatch.setattr(torch, "set_num_threads", lambda n: (seen.append(n), real_set(n)))
+    try:
+        args = [CITY, STARRY, "-o", str(tmp_path / "a.png"), "--size", "48", "--steps", "2", "--weights", "random"]
+        assert main(args) == 0
+        assert seen == [1, 2] and torch.get_num_threads() == 2
+        assert "computing on 1 thread, not 2" in capsys.readouterr().err
+        monkeypatch.setenv("OMP_NUM_THREADS", "2")
+        seen.clear()
+        assert main([*args[:2], "-o", str(tmp_path / "b.png"), *args[4:]]) == 0
+        assert seen == []
+    finally:
+        real_set(before)
