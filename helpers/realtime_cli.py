@@ -18,6 +18,18 @@ TRAINING = TrainingConfig()
 SUBCOMMANDS = ("train", "apply")
 
 
+def _layer_weights(text, layers):
+    """--style-layer-weights as a tuple; without it, the default shares for the default layers and
+    equal shares (None) for any other layers."""
+    if text is None:
+        same = [x.strip() for x in layers.split(",")] == list(TRAINING.style_layers)
+        return TRAINING.style_layer_weights if same else None
+    try:
+        return tuple(float(w) for w in text.split(","))
+    except ValueError:
+        raise StyleTransferError(f"--style-layer-weights must be numbers separated by commas, got {text!r}") from None
+
+
 def train_parser():
     p = OneLineParser(prog="python -m helpers train",
                 description="Train a network that stylizes any photo in one pass (Johnson, Alahi & Fei-Fei 2016) "
@@ -58,6 +70,9 @@ def train_parser():
                    help="(default: %(default)s)")
     g.add_argument("--style-layers", default=",".join(TRAINING.style_layers), metavar="LAYERS",
                    help="(default: %(default)s)")
+    g.add_argument("--style-layer-weights", metavar="W,W,...",
+                   help="one share per style layer (default: " + ",".join(map(str, TRAINING.style_layer_weights))
+                        + " with the default layers, equal shares with others)")
     g = p.add_argument_group("the machine")
     g.add_argument("--weights", choices=WEIGHTS_NAMES, default=TRAINING.weights, type=str.lower)
     g.add_argument("--device", default=TRAINING.device, help="auto, cuda, mps or cpu (default: %(default)s)")
@@ -91,7 +106,7 @@ def run(argv):
 # --- train ---------------------------------------------------------------------------------------
 
 def _train(args):
-    from .images import bundled_images, check_output_path, free_path, images_dir
+    from .images import check_output_path, free_path, images_dir
 
     style = Path(args.style)
     if not style.is_file():
@@ -104,6 +119,7 @@ def _train(args):
     checkpoint = Path(args.checkpoint) if args.checkpoint else out.with_name(out.name + ".ckpt")
     preview_out = out.with_name(f"{out.stem}-preview.png") if args.preview else None
     config = TrainingConfig(
+        style_layer_weights=_layer_weights(args.style_layer_weights, args.style_layers),
         steps=args.steps, batch_size=args.batch_size, photo_px=args.photo_size, crop_px=args.crop,
         style_px=args.style_size, content_layers=args.content_layers, style_layers=args.style_layers,
         content_weight=args.content_weight, style_weight=args.style_weight, tv_weight=args.tv_weight,

@@ -5,6 +5,7 @@ itself (defaults, 300 Adam steps).
 
     python notes/issue22_runs.py baseline
     python notes/issue22_runs.py train NAME '{"style_weight": 30}' --steps 600 --track-every 100 [--warmup 200]
+    python notes/issue22_runs.py model NAME images/models/starry_night.pt   # a model file, and its speed
 
 Results are appended to notes/issue22/results.jsonl; pictures go to notes/issue22/NAME.jpg
 (held-out photos side by side: stylized above, the photo below).
@@ -91,7 +92,8 @@ def train(args):
     settings = {"precision": "float32", "device": "cpu", "report_every": args.track_every,
                 "steps": args.steps, **json.loads(args.settings)}
     config = TrainingConfig(**settings)
-    trainer = Trainer(painting, files, config)
+    trainer = Trainer(painting, files, config, checkpoint=args.checkpoint)  # resumes from it if it exists
+    trainer.checkpoint = None  # written at each track point below, not after every step
     if args.init:  # start from another run's network (e.g. a content-only warm-up)
         trainer.net.load_state_dict(torch.load(OUT / f"{args.init}.state.pt"))
     style_weight = config.style_weight
@@ -113,6 +115,8 @@ def train(args):
                       "train": {k: round(v, 4) for k, v in trainer.history[-1].items() if k != "step"},
                       "held_out": scores})
         print(json.dumps(track[-1]), flush=True)
+        if args.checkpoint:
+            trainer.save_checkpoint(args.checkpoint)
 
     start = time.perf_counter()
     deadline = start + 60 * args.minutes
@@ -133,8 +137,38 @@ def train(args):
     record({"name": args.name, "settings": settings, "photos": len(trainer.data), "warmup": args.warmup,
             "ramp": args.ramp, "lr_half_at": args.lr_half_at, "init": args.init, "steps": trainer.step,
             "train_seconds": round(time.perf_counter() - start, 1), "held_out": final, "track": track})
+    if args.checkpoint:
+        trainer.save_checkpoint(args.checkpoint)
     if True:
         torch.save(trainer.net.state_dict(), OUT / f"{args.name}.state.pt")
+
+
+def model(args):
+    """A model file judged like the runs (held-out photos at 256 px), its picture strip, and one
+    pass timed against the optimization (defaults, 300 steps) on this machine, both at 256 px."""
+    from helpers.device import cpu_family_model, cpu_name
+    from helpers.realtime import load_model
+
+    js = judges()
+    net, settings = load_model(args.path)
+    held = {name: js[name].content for name in HELD_OUT}
+    with torch.no_grad():
+        out = {name: net(x).clamp(0, 1) for name, x in held.items()}
+        times = []
+        for _ in range(5):
+            start = time.perf_counter()
+            net(held["city"])
+            times.append(time.perf_counter() - start)
+    one_pass = sorted(times)[2]
+    start = time.perf_counter()
+    stylize(bundled_images("content")["city"], bundled_images("style")["starry_night"], size_px=EVAL_PX, steps=300)
+    optimization = time.perf_counter() - start
+    save_strip(out, js, OUT / f"{args.name}.jpg")
+    record({"name": args.name, "model": str(args.path), "steps": settings.get("steps_done"),
+            "train_seconds": settings.get("seconds"), "held_out": judge(js, out),
+            "one_pass_s": round(one_pass, 4), "optimization_300_s": round(optimization, 1),
+            "speed_up": round(optimization / one_pass), "threads": torch.get_num_threads(),
+            "machine": f"{cpu_name()} ({cpu_family_model()})"})
 
 
 def table(args):
@@ -158,6 +192,9 @@ def main():
     sub = p.add_subparsers(dest="command", required=True)
     sub.add_parser("baseline")
     sub.add_parser("table")
+    m = sub.add_parser("model")
+    m.add_argument("name")
+    m.add_argument("path")
     t = sub.add_parser("train")
     t.add_argument("name")
     t.add_argument("settings", default="{}", nargs="?")
@@ -168,10 +205,12 @@ def main():
     t.add_argument("--ramp", type=int, default=1)
     t.add_argument("--lr-half-at", type=int, default=0)
     t.add_argument("--photos")
+    t.add_argument("--checkpoint", help="a training checkpoint (the command line's format): resumed from if it "
+                   "exists, written at each track point and at the end")
     t.add_argument("--init", help="NAME of an earlier run whose network this one starts from")
     args = p.parse_args()
     torch.set_num_threads(1)
-    {"baseline": baseline, "train": train, "table": table}[args.command](args)
+    {"baseline": baseline, "train": train, "table": table, "model": model}[args.command](args)
 
 
 if __name__ == "__main__":

@@ -21,8 +21,8 @@ def test_instance_norm_slips_are_named(capsys):
         (lambda x: _instance_norm(x, dims=(0, 2, 3)), "batch normalization"),
         (lambda x: _instance_norm(x, dims=(1, 2, 3)), "layer normalization"),
         (lambda x: _instance_norm(x, unbiased=True), "biased variance"),
-        (lambda x: _instance_norm(x, eps=0.0), "add eps"),
-        (lambda x: x - x.mean(dim=(2, 3), keepdim=True), "divide by sqrt"),
+        (lambda x: _instance_norm(x, eps=0.0), "eps is missing"),
+        (lambda x: x - x.mean(dim=(2, 3), keepdim=True), "keeps its own spread"),
         (lambda x: x.mean(dim=(2, 3)), "keep the input's shape"),
         (lambda x: 1 / 0, "ZeroDivisionError"),
     ]
@@ -46,8 +46,8 @@ def test_flicker_slips_are_named(capsys):
          "compared frames as they are"),
         (lambda fr, s: 255 * sum((b[..., s:] - a[..., :-s]).abs().mean().item() for a, b in pairs(fr)) / len(pairs(fr)),
          "the other way"),
-        (lambda fr, s: flicker(fr, s) / 255, "multiply by 255"),
-        (lambda fr, s: "a lot", "return a number"),
+        (lambda fr, s: flicker(fr, s) / 255, "not in 0..255 levels"),
+        (lambda fr, s: "a lot", "not a number"),
     ]
     for fn, hint in cases:
         assert not exercises.check_flicker(fn)

@@ -109,7 +109,6 @@ FIX_CLAUSE = re.compile(r"(?:^|[:;—]|\bso\b|\bthen\b|\bor\b|\binstead\b)\s*(?:
                         + "|".join(FIX_VERBS) + r")\b", re.I)
 # 07 is being reworked by issue 22, which knows these tests are coming; its stored outputs fail
 # them today (and it lacks solution blocks), so its cases may fail until then.
-REWORKED = {"07_real_time_style_transfer": "issue 22 reworks notebook 07 and its exercises"}
 
 
 def _exercises(path):
@@ -218,13 +217,12 @@ def _computed(code):
     return values
 
 
-def _notebooks(may_fail):
-    """All notebooks, those named in `may_fail` marked xfail(strict=False) with REWORKED's reason."""
-    return [pytest.param(path, id=path.stem, marks=[pytest.mark.xfail(strict=False, reason=REWORKED[path.stem])]
-                         if path.stem in may_fail else []) for path in NOTEBOOKS]
+def _notebooks():
+    """All notebooks, each a test case named by its file."""
+    return [pytest.param(path, id=path.stem) for path in NOTEBOOKS]
 
 
-@pytest.mark.parametrize("path", _notebooks(may_fail={"07_real_time_style_transfer"}))
+@pytest.mark.parametrize("path", _notebooks())
 def test_every_exercise_has_a_collapsed_solution_after_its_cells(path):
     exercises = _exercises(path)
     for exercise in exercises:
@@ -241,7 +239,7 @@ def test_every_exercise_has_a_collapsed_solution_after_its_cells(path):
             f"{path.name}, {exercise['title']}: the solution shows before the cell the learner works in")
 
 
-@pytest.mark.parametrize("path", _notebooks(may_fail={"07_real_time_style_transfer"}))
+@pytest.mark.parametrize("path", _notebooks())
 def test_no_stored_checker_output_prints_a_solution(path):
     exercises = [e for e in _exercises(path) if _checker_cells(e)]
     for exercise in exercises:
