@@ -189,9 +189,6 @@ def _output_path(args, content, styles):
 
 
 def run(argv=None):
-    from .cores import CoreWatch
-
-    watch = CoreWatch()  # how busy other programs keep the cores, measured while we load
     argv = sys.argv[1:] if argv is None else list(argv)
     if argv and argv[0] in SUBCOMMANDS and not Path(argv[0]).exists():
         from . import realtime_cli  # the real-time network: train one, apply one
@@ -201,6 +198,9 @@ def run(argv=None):
         from . import figure3  # the paper's Figure 3: style layers x alpha/beta
 
         return figure3.run(argv[1:])
+    from .cores import CoreWatch
+
+    watch = CoreWatch()  # how busy other programs keep the cores, measured while we load
     args = build_parser().parse_args(argv)
     if args.clear_cache:
         from .cache import cache_dir, clear_cache

@@ -45,7 +45,7 @@ def _busy_seconds(cores, text=None):
 def threads_for(busy_elsewhere, cores, threads):
     """The threads to use: `threads` (PyTorch's choice), less one for each core that other
     programs keep busy (rounded, at least `TAKEN_SHARE` of a core each), never below one."""
-    taken = int(busy_elsewhere + (1 - TAKEN_SHARE)) if busy_elsewhere >= TAKEN_SHARE else 0
+    taken = int(busy_elsewhere + (1 - TAKEN_SHARE))  # below TAKEN_SHARE of a core: 0
     return max(1, min(threads, cores - taken))
 
 

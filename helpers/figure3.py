@@ -201,7 +201,7 @@ def make_grid(content, style, out_dir, rows=ROWS, ratios=RATIOS, size_px=None, s
     import torch
 
     grey = judge(torch.full_like(judge.engine.photo, 0.5))["content"]
-    panels, record, began = {}, [], time.perf_counter()
+    panels, distances, record, began = {}, {}, [], time.perf_counter()
     bar = tqdm(total=len(rows) * len(ratios), unit="panel", disable=quiet, desc="Figure 3")
 
     def column(ratio):
@@ -211,6 +211,7 @@ def make_grid(content, style, out_dir, rows=ROWS, ratios=RATIOS, size_px=None, s
             panels[layer, ratio] = result.image
             save_image(result.image, out_dir / panel_name(layer, ratio), overwrite=True)
             judged = judge(result.image)
+            distances[layer, ratio] = judged["content"]
             record.append({"file": panel_name(layer, ratio), "style_up_to": layer, "ratio": ratio,
                            "paper_ratio": ratio / PAPER_SHIFT, "steps": result.steps_done,
                            "seconds": round(time.perf_counter() - t0, 1),
@@ -222,9 +223,7 @@ def make_grid(content, style, out_dir, rows=ROWS, ratios=RATIOS, size_px=None, s
         column(ratio)
     added = {"left": 0, "right": 0}
     while True:
-        contents = {layer: [p["content"] for r in ratios for p in record if p["style_up_to"] == layer and p["ratio"] == r]
-                    for layer in rows}
-        side = unspanned_side(contents, grey)
+        side = unspanned_side({layer: [distances[layer, r] for r in ratios] for layer in rows}, grey)
         if side is None or added[side] >= widen:
             break
         added[side] += 1
