@@ -146,7 +146,7 @@ def test_content_only_training_learns_to_keep_the_photo():
 
 
 def test_a_short_training_with_the_default_balance_lowers_both_terms_on_held_out_photos():
-    """The defaults (style x 3 on relu1_1 ... relu4_1, a content-only warm-up, scaled down here
+    """The defaults (style x 3 on relu1_1 ... relu5_1, a content-only warm-up, scaled down here
     to 4 steps): 24 tiny steps lower the content and the style term of photos never trained on."""
     trainer = Trainer(STARRY, PHOTOS, TrainingConfig(steps=24, warmup_steps=4, **TINY))
     held_out = torch.cat([load_image(ROOT / f"images/content/{name}.jpg", 64)[..., :40, :40]
@@ -328,19 +328,27 @@ def test_with_skip_the_untrained_network_returns_the_photo_and_its_file_says_so(
     assert loaded.skip and torch.equal(loaded(photo), photo)
 
 
-def test_the_bundled_network_is_the_defaults_run_longer_and_keeps_the_photo():
-    """images/models/starry_night.pt: the command line's training defaults, 9,745 steps on the 28
-    bundled photos, never shown the held-out photos. On the held-out city it keeps more of the
-    photo than a flat grey picture does (the old network, style x 100, scored worse than grey)
-    and is far nearer the painting's style than the untrained network."""
+def test_the_bundled_network_records_its_stages_and_keeps_the_photo():
+    """images/models/starry_night.pt: trained in stages on the 28 bundled photos, never shown the
+    held-out photos; its last stages use the command line's loss defaults (relu1_1 ... relu5_1),
+    and the stages add up to the steps and seconds it reports. On the held-out city it keeps more
+    of the photo than a flat grey picture does (the first network, style x 100, scored worse than
+    grey) and is far nearer the painting's style than the untrained network."""
     from helpers.optimization import StyleTransfer
 
     net, settings = load_model(ROOT / "images/models/starry_night.pt")
     plain = lambda v: list(v) if isinstance(v, tuple) else v  # noqa: E731 (a file stores lists)
-    for key, value in TrainingConfig().as_dict().items():
+    defaults = TrainingConfig().as_dict()
+    for key, value in defaults.items():
         if key not in ("steps", "device", "precision", "report_every", "checkpoint_every"):
             assert plain(settings.get(key)) == plain(value), key
-    assert settings["steps_done"] == 9745 and settings["photos"] == 28
+    stages = settings["stages"]
+    last = stages[-1]
+    for key in ("style_layers", "style_layer_weights"):
+        assert plain(last[key]) == plain(defaults[key]), key
+    assert settings["steps_done"] == sum(s["steps_done"] for s in stages) == 19818
+    assert settings["seconds"] == pytest.approx(sum(s["seconds"] for s in stages), abs=1)
+    assert settings["photos"] == 28
     assert Path(settings["style"]).name == "starry_night.jpg"
     training = {p.read_bytes() for p in PHOTOS.iterdir()}
     assert all(p.read_bytes() not in training for p in (ROOT / "images/content").iterdir())  # held out
