@@ -882,7 +882,10 @@ def main(argv=None, config=None):
     results = {"machine_slug": slug, "machine": machine, "quick": args.quick,
                "command": " ".join(["python benchmarks/run.py", *(argv if argv is not None else sys.argv[1:])]),
                "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"), "images": [CONTENT, STYLE],
-               "load_average_start": [round(x, 2) for x in os.getloadavg()]}
+               "load_average_start": [round(x, 2) for x in os.getloadavg()],
+               # $NST_PRECISION replaces "auto" in every helpers run (auto_precision below is then
+               # only what "auto" would have picked)
+               "NST_PRECISION": os.environ.get(speed.PRECISION_ENV) or None}
     start = time.perf_counter()
 
     json_path, png_path = out / f"{slug}.json", out / f"{slug}.png"
