@@ -6,6 +6,7 @@ itself (defaults, 300 Adam steps).
     python notes/issue22_runs.py baseline
     python notes/issue22_runs.py train NAME '{"style_weight": 30}' --steps 600 --track-every 100 [--warmup 200]
     python notes/issue22_runs.py model NAME images/models/starry_night.pt   # a model file, and its speed
+    python notes/issue22_runs.py bundle OUT.pt RUN [RUN ...]   # the bundled network + runs as stages
 
 Results are appended to notes/issue22/results.jsonl; pictures go to notes/issue22/NAME.jpg
 (held-out photos side by side: stylized above, the photo below).
@@ -24,8 +25,8 @@ sys.path.insert(0, str(ROOT))
 
 from helpers import StyleTransfer, bundled_images, stylize  # noqa: E402
 from helpers.config import TrainingConfig  # noqa: E402
-from helpers.images import images_dir, load_image  # noqa: E402
-from helpers.realtime import Trainer, photo_files  # noqa: E402
+from helpers.images import images_dir  # noqa: E402
+from helpers.realtime import Trainer, TransformNet, photo_files  # noqa: E402
 
 OUT = ROOT / "notes/issue22"
 EVAL_PX = 256
@@ -171,6 +172,44 @@ def model(args):
             "machine": f"{cpu_name()} ({cpu_family_model()})"})
 
 
+def bundle(args):
+    """A model file for the network of the last RUN, trained as further stages of the bundled
+    network: its stages (from the model file) and the RUNs' (from results.jsonl) in the settings,
+    its held-out track joined with theirs (steps and seconds counted on). Each stage is written
+    whole; the top-level settings are the last stage's: what a further stage would continue with."""
+    from helpers.realtime import load_model, save_model
+
+    base = ROOT / "images/models/starry_night.pt"
+    _, settings = load_model(base)
+    track = json.loads(base.with_name("starry_night-track.json").read_text(encoding="utf-8"))
+    stages = list(settings["stages"])
+    rows = {r["name"]: r for r in map(json.loads, open(OUT / "results.jsonl"))}
+    steps, seconds = settings["steps_done"], settings["seconds"]
+    for name in args.runs:
+        r = rows[name]
+        assert r["init"] == stages[-1]["run"], f"{name} starts from {r['init']}, not {stages[-1]['run']}"
+        given = {k: v for k, v in r["settings"].items() if k not in ("device", "report_every", "steps")}
+        stages.append({"run": name, **given, "steps_done": r["steps"], "seconds": r["train_seconds"]})
+        for row in r["track"]:
+            track.append({**row, "step": steps + row["step"], "seconds": round(seconds + row["seconds"], 1),
+                          "stage": len(stages)})
+        track.append({"step": steps + r["steps"], "seconds": round(seconds + r["train_seconds"], 1),
+                      "held_out": r["held_out"], "stage": len(stages)})  # the run's end, judged the same way
+        steps, seconds = steps + r["steps"], round(seconds + r["train_seconds"], 1)
+    # each stage whole: what a run did not set, it had as the first stage (the defaults of its day)
+    first = {k: v for k, v in stages[0].items() if k not in ("run", "steps_done", "seconds")}
+    stages = [{"run": s["run"], **first, **s} for s in stages]
+    last = {k: v for k, v in stages[-1].items() if k not in ("run", "steps_done", "seconds")}
+    top = {**TrainingConfig(**last).as_dict(), "steps": steps, "style": settings["style"], "steps_done": steps,
+           "photos": settings["photos"], "seconds": seconds, "stages": stages}
+    net = TransformNet()
+    net.load_state_dict(torch.load(OUT / f"{args.runs[-1]}.state.pt"))
+    out = Path(args.out)
+    save_model(net.eval(), out, json.loads(json.dumps(top)), overwrite=True)  # lists, as the file stores them
+    out.with_name(out.stem + "-track.json").write_text(json.dumps(track, indent=1) + "\n", encoding="utf-8")
+    print(f"{out}: {len(stages)} stages, {steps:,} steps, {seconds / 60:.0f} min")
+
+
 def table(args):
     """The results as a markdown table: held-out content / style per photo, and their ratio to
     the optimization's (the issue's targets: content <= 1.25x, style <= 3x)."""
@@ -192,6 +231,9 @@ def main():
     sub = p.add_subparsers(dest="command", required=True)
     sub.add_parser("baseline")
     sub.add_parser("table")
+    b = sub.add_parser("bundle")
+    b.add_argument("out")
+    b.add_argument("runs", nargs="+")
     m = sub.add_parser("model")
     m.add_argument("name")
     m.add_argument("path")
@@ -210,7 +252,7 @@ def main():
     t.add_argument("--init", help="NAME of an earlier run whose network this one starts from")
     args = p.parse_args()
     torch.set_num_threads(1)
-    {"baseline": baseline, "train": train, "table": table, "model": model}[args.command](args)
+    {"baseline": baseline, "train": train, "table": table, "model": model, "bundle": bundle}[args.command](args)
 
 
 if __name__ == "__main__":
