@@ -196,11 +196,12 @@ def bundle(args):
         track.append({"step": steps + r["steps"], "seconds": round(seconds + r["train_seconds"], 1),
                       "held_out": r["held_out"], "stage": len(stages)})  # the run's end, judged the same way
         steps, seconds = steps + r["steps"], round(seconds + r["train_seconds"], 1)
+    def recipe(stage):  # a stage's training settings, without its name and its counts
+        return {k: v for k, v in stage.items() if k not in ("run", "steps_done", "seconds")}
+
     # each stage whole: what a run did not set, it had as the first stage (the defaults of its day)
-    first = {k: v for k, v in stages[0].items() if k not in ("run", "steps_done", "seconds")}
-    stages = [{"run": s["run"], **first, **s} for s in stages]
-    last = {k: v for k, v in stages[-1].items() if k not in ("run", "steps_done", "seconds")}
-    top = {**TrainingConfig(**last).as_dict(), "steps": steps, "style": settings["style"], "steps_done": steps,
+    stages = [{**recipe(stages[0]), **s} for s in stages]
+    top = {**TrainingConfig(**recipe(stages[-1])).as_dict(), "steps": steps, "style": settings["style"], "steps_done": steps,
            "photos": settings["photos"], "seconds": seconds, "stages": stages}
     net = TransformNet()
     net.load_state_dict(torch.load(OUT / f"{args.runs[-1]}.state.pt"))
