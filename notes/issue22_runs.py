@@ -7,6 +7,11 @@ itself (defaults, 300 Adam steps).
     python notes/issue22_runs.py train NAME '{"style_weight": 30}' --steps 600 --track-every 100 [--warmup 200]
     python notes/issue22_runs.py model NAME images/models/starry_night.pt   # a model file, and its speed
     python notes/issue22_runs.py bundle OUT.pt RUN [RUN ...]   # the bundled network + runs as stages
+    python notes/issue22_runs.py large RUN_OR_MODEL [...]    # judged at 512 px (the size notebook 07 shows)
+
+`train --init` takes an earlier run's NAME or a model file (e.g. images/models/starry_night.pt: a
+fine-tune of the bundled network). Trainings run wherever `"device"` in the settings says (a GPU:
+'{"device": "cuda", "precision": "auto"}'); the judges always run on the CPU in float32.
 
 Results are appended to notes/issue22/results.jsonl; pictures go to notes/issue22/NAME.jpg
 (held-out photos side by side: stylized above, the photo below).
@@ -14,6 +19,7 @@ Results are appended to notes/issue22/results.jsonl; pictures go to notes/issue2
 
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -33,11 +39,18 @@ EVAL_PX = 256
 HELD_OUT = ("city", "cat", "astronaut")
 
 
-def judges():
+def judges(px=EVAL_PX):
     painting = bundled_images("style")["starry_night"]
     content = bundled_images("content")
-    return {name: StyleTransfer(content[name], painting, size_px=EVAL_PX, precision="float32", device="cpu")
+    return {name: StyleTransfer(content[name], painting, size_px=px, precision="float32", device="cpu")
             for name in HELD_OUT}
+
+
+@torch.no_grad()
+def one_pass(net, js):
+    """The held-out photos stylized by `net` (on its own device), back on the CPU in float32."""
+    device = next(net.parameters()).device
+    return {name: net(js[name].content.to(device)).float().clamp(0, 1).cpu() for name in js}
 
 
 @torch.no_grad()
@@ -95,10 +108,15 @@ def train(args):
     config = TrainingConfig(**settings)
     trainer = Trainer(painting, files, config, checkpoint=args.checkpoint)  # resumes from it if it exists
     trainer.checkpoint = None  # written at each track point below, not after every step
-    if args.init:  # start from another run's network (e.g. a content-only warm-up)
-        trainer.net.load_state_dict(torch.load(OUT / f"{args.init}.state.pt"))
+    init = args.init
+    if init and Path(init).is_file():  # a model file: its network, named as its last stage's run
+        from helpers.realtime import load_model
+        net, given = load_model(init)
+        trainer.net.load_state_dict(net.state_dict())
+        init = given["stages"][-1]["run"]
+    elif init:  # another run's network (e.g. a content-only warm-up)
+        trainer.net.load_state_dict(torch.load(OUT / f"{init}.state.pt", map_location="cpu"))
     style_weight = config.style_weight
-    held = {name: js[name].content for name in HELD_OUT}
     track = []
 
     def weight_at(step):  # content-only warm-up, then the style ramped in linearly
@@ -107,10 +125,9 @@ def train(args):
         return style_weight * min(1.0, (step - args.warmup + 1) / max(1, args.ramp))
 
     def on_progress():
-        with torch.no_grad():
-            trainer.net.eval()
-            out = {name: trainer.net(x).clamp(0, 1) for name, x in held.items()}
-            trainer.net.train()
+        trainer.net.eval()
+        out = one_pass(trainer.net, js)
+        trainer.net.train()
         scores = judge(js, out)
         track.append({"step": trainer.step, "seconds": round(trainer.seconds, 1),
                       "train": {k: round(v, 4) for k, v in trainer.history[-1].items() if k != "step"},
@@ -130,18 +147,16 @@ def train(args):
         trainer.run(steps=1)
         if trainer.step % args.track_every == 0:
             on_progress()
-    with torch.no_grad():
-        trainer.net.eval()
-        out = {name: trainer.net(x).clamp(0, 1) for name, x in held.items()}
+    trainer.net.eval()
+    out = one_pass(trainer.net, js)
     final = judge(js, out)
     save_strip(out, js, OUT / f"{args.name}.jpg")
     record({"name": args.name, "settings": settings, "photos": len(trainer.data), "warmup": args.warmup,
-            "ramp": args.ramp, "lr_half_at": args.lr_half_at, "init": args.init, "steps": trainer.step,
+            "ramp": args.ramp, "lr_half_at": args.lr_half_at, "init": init, "steps": trainer.step,
             "train_seconds": round(time.perf_counter() - start, 1), "held_out": final, "track": track})
     if args.checkpoint:
         trainer.save_checkpoint(args.checkpoint)
-    if True:
-        torch.save(trainer.net.state_dict(), OUT / f"{args.name}.state.pt")
+    torch.save({k: v.cpu() for k, v in trainer.net.state_dict().items()}, OUT / f"{args.name}.state.pt")
 
 
 def model(args):
@@ -211,6 +226,25 @@ def bundle(args):
     print(f"{out}: {len(stages)} stages, {steps:,} steps, {seconds / 60:.0f} min")
 
 
+def large(args):
+    """Networks judged at 512 px, the size notebook 07 shows and times: a network trained on
+    256 px photos can look fine there and still break at twice the size. Each RUN's network (its
+    state file) or model file; strips go to NAME-512.jpg."""
+    from helpers.realtime import load_model
+
+    js = judges(512)
+    for name in args.runs:
+        if Path(name).is_file():
+            net, _ = load_model(name)
+            name = Path(name).stem
+        else:
+            net = TransformNet()
+            net.load_state_dict(torch.load(OUT / f"{name}.state.pt", map_location="cpu"))
+        out = one_pass(net.eval(), js)
+        save_strip(out, js, OUT / f"{name}-512.jpg")
+        record({"name": f"{name} at 512 px", "px": 512, "held_out_512": judge(js, out)})
+
+
 def table(args):
     """The results as a markdown table: held-out content / style per photo, and their ratio to
     the optimization's (the issue's targets: content <= 1.25x, style <= 3x)."""
@@ -219,6 +253,8 @@ def table(args):
     print("| run | steps | s | " + " | ".join(f"{n} content / style" for n in HELD_OUT) + " | content / style vs opt. (mean) |")
     print("|---" * (4 + len(HELD_OUT)) + "|")
     for r in rows:
+        if "held_out" not in r:  # judged at another size (`large`)
+            continue
         h = r["held_out"]
         cells = " | ".join(f"{h[n]['content']:.2f} / {h[n]['style']:.2f}" for n in HELD_OUT)
         rc = sum(h[n]["content"] / opt[n]["content"] for n in HELD_OUT) / len(HELD_OUT)
@@ -235,6 +271,8 @@ def main():
     b = sub.add_parser("bundle")
     b.add_argument("out")
     b.add_argument("runs", nargs="+")
+    g = sub.add_parser("large")
+    g.add_argument("runs", nargs="+")
     m = sub.add_parser("model")
     m.add_argument("name")
     m.add_argument("path")
@@ -252,8 +290,9 @@ def main():
                    "exists, written at each track point and at the end")
     t.add_argument("--init", help="NAME of an earlier run whose network this one starts from")
     args = p.parse_args()
-    torch.set_num_threads(1)
-    {"baseline": baseline, "train": train, "table": table, "model": model, "bundle": bundle}[args.command](args)
+    torch.set_num_threads(int(os.environ.get("THREADS", 1)))  # 1: two runs side by side on 2 cores
+    {"baseline": baseline, "train": train, "table": table, "model": model, "bundle": bundle,
+     "large": large}[args.command](args)
 
 
 if __name__ == "__main__":
