@@ -448,6 +448,39 @@ def _load(path, expected_format, what):
     return state
 
 
+#: One pass's peak memory per pixel and per channel of the network's width (float32), measured with
+#: `python -m helpers apply` on a CPU, width 32, peak resident memory less PyTorch's own ~0.9 GB:
+#: 1.6 GB at 1000 × 750 px, 3.7 GB at 2000 × 1500, 12.6 GB at 4000 × 3000 (0.94–0.98 kB a pixel).
+#: The full-size layers hold about eight pictures of `width` channels at once.
+PASS_BYTES_PER_PIXEL_CHANNEL = 31
+
+
+def check_pass_fits(net, photo, size_px=None, *, available=None):
+    """Raise a one-line StyleTransferError if one pass of `net` over `photo` (its long edge resized
+    to `size_px`, if given) would need more memory than the device has free, naming the largest
+    --size that fits: a phone's 12-megapixel photo needs about 12 GB, which would otherwise end in
+    the system killing the process. `available` replaces the measured free memory (tests).
+    Skipped where the free memory cannot be told, or with NST_SKIP_MEMORY_CHECK=1."""
+    from .memory import SKIP_CHECK_ENV, available_bytes, human_bytes, planned_shape
+
+    shape = planned_shape(photo, size_px)
+    if shape is None or os.environ.get(SKIP_CHECK_ENV) == "1":
+        return
+    device = next(net.parameters()).device
+    available = available_bytes(device) if available is None else available
+    per_pixel = PASS_BYTES_PER_PIXEL_CHANNEL * net.settings["width"]
+    h, w = shape
+    if available is None or per_pixel * h * w <= available:
+        return
+    long_edge = (available / per_pixel * max(h, w) / min(h, w)) ** 0.5
+    fits = int(long_edge) // 64 * 64
+    advice = f"pass --size {fits} or less" if fits >= 64 else "free some memory or use a machine with more"
+    where = "this GPU has" if device.type == "cuda" else "this machine has"
+    name = Path(photo).name if isinstance(photo, (str, os.PathLike)) else "the photo"
+    raise StyleTransferError(f"{name} at {w}×{h} px needs about {human_bytes(per_pixel * h * w)} for one pass "
+                             f"and {where} {human_bytes(available)} free: {advice}")
+
+
 @torch.no_grad()
 def apply_model(net, photo, size_px=None):
     """Stylize one photo in one forward pass: a (1, 3, H, W) tensor in [0, 1], on the CPU.

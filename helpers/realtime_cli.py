@@ -225,9 +225,11 @@ def _apply(args):
     from tqdm.auto import tqdm
 
     from .images import save_image
-    from .realtime import apply_model, load_model
+    from .realtime import apply_model, check_pass_fits, load_model
 
     net, settings = load_model(model, args.device)
+    for f in files:  # before anything is written: a photo too large for memory stops the whole run
+        check_pass_fits(net, f, args.size)
     start, done = time.perf_counter(), 0
     for f, o in tqdm(list(zip(files, outs)), unit="photo", disable=args.quiet or len(files) == 1, file=sys.stderr):
         picture = apply_model(net, f, args.size)

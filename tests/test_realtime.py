@@ -14,7 +14,7 @@ from PIL import Image
 from helpers.config import TrainingConfig
 from helpers.errors import StyleTransferError
 from helpers.images import load_image
-from helpers.realtime import (PerceptualLoss, PhotoCrops, Trainer, TransformNet, apply_model, load_model, norm_layer,
+from helpers.realtime import (PerceptualLoss, PhotoCrops, Trainer, TransformNet, apply_model, check_pass_fits, load_model, norm_layer,
                               photo_files, save_model)
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -318,6 +318,38 @@ def test_bad_input_is_one_line_and_writes_nothing(tmp_path, args, message):
     assert done.returncode == 2, done.stderr
     assert done.stderr.count("\n") == 1 and message in done.stderr, done.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == before
+
+
+def test_a_photo_too_large_for_memory_is_refused_in_one_line_with_a_size_that_fits(tmp_path, monkeypatch):
+    """A phone's 4000 x 3000 photo needs about 12 GB for one pass: with 4 GB free, `apply` says so
+    before writing anything and names a --size that fits; that size passes the check, one step
+    (64 px) more does not; a folder with one such photo writes no picture at all."""
+    import re
+
+    import helpers.memory
+    from helpers.realtime_cli import run
+
+    net = TransformNet()
+    phone = tmp_path / "phone.jpg"
+    Image.new("RGB", (4000, 3000), "grey").save(phone)
+    with pytest.raises(StyleTransferError) as refused:
+        check_pass_fits(net, phone, available=4e9)
+    message = str(refused.value)
+    assert re.fullmatch(r"phone\.jpg at 4000×3000 px needs about 11\.9 GB for one pass and this machine has "
+                        r"4\.0 GB free: pass --size (\d+) or less", message), message
+    fits = int(re.search(r"--size (\d+)", message).group(1))
+    check_pass_fits(net, phone, fits, available=4e9)
+    with pytest.raises(StyleTransferError):
+        check_pass_fits(net, phone, fits + 64, available=4e9)
+    check_pass_fits(net, phone, available=None)  # free memory unknown: no check
+    model = save_model(net, tmp_path / "m.pt")
+    (tmp_path / "in").mkdir()
+    Image.new("RGB", (64, 48)).save(tmp_path / "in" / "small.jpg")
+    shutil.copy(phone, tmp_path / "in" / "phone.jpg")
+    monkeypatch.setattr(helpers.memory, "available_bytes", lambda device: 4e9)
+    with pytest.raises(StyleTransferError, match="phone.jpg at 4000×3000 px"):
+        run(["apply", str(model), str(tmp_path / "in"), "-o", str(tmp_path / "out"), "--device", "cpu"])
+    assert not any((tmp_path / "out").glob("*.png"))
 
 
 def test_with_skip_the_untrained_network_returns_the_photo_and_its_file_says_so(tmp_path):
