@@ -151,7 +151,7 @@ def train(args):
     out = one_pass(trainer.net, js)
     final = judge(js, out)
     save_strip(out, js, OUT / f"{args.name}.jpg")
-    record({"name": args.name, "settings": settings, "photos": len(trainer.data), "warmup": args.warmup,
+    record({"name": args.name, "settings": settings, "config": config.as_dict(), "photos": len(trainer.data), "warmup": args.warmup,
             "ramp": args.ramp, "lr_half_at": args.lr_half_at, "init": init, "steps": trainer.step,
             "train_seconds": round(time.perf_counter() - start, 1), "held_out": final, "track": track})
     if args.checkpoint:
@@ -203,7 +203,10 @@ def bundle(args):
     for name in args.runs:
         r = rows[name]
         assert r["init"] == stages[-1]["run"], f"{name} starts from {r['init']}, not {stages[-1]['run']}"
-        given = {k: v for k, v in r["settings"].items() if k not in ("device", "report_every", "steps")}
+        # every setting the run trained with where the row has them ("config"); older rows hold only
+        # the settings given, the rest being the first stage's (the defaults of their day)
+        given = {k: v for k, v in r.get("config", r["settings"]).items()
+                 if k not in ("device", "report_every", "steps", "checkpoint_every")}
         stages.append({"run": name, **given, "steps_done": r["steps"], "seconds": r["train_seconds"]})
         for row in r["track"]:
             track.append({**row, "step": steps + row["step"], "seconds": round(seconds + row["seconds"], 1),
@@ -234,9 +237,9 @@ def large(args):
 
     js = judges(512)
     for name in args.runs:
-        if Path(name).is_file():
-            net, _ = load_model(name)
-            name = Path(name).stem
+        if Path(name).is_file():  # a model file: named after its last stage's run
+            net, settings = load_model(name)
+            name = "bundled-" + settings["stages"][-1]["run"].split("-")[0] if "stages" in settings else Path(name).stem
         else:
             net = TransformNet()
             net.load_state_dict(torch.load(OUT / f"{name}.state.pt", map_location="cpu"))

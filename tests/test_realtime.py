@@ -360,25 +360,31 @@ def test_with_skip_the_untrained_network_returns_the_photo_and_its_file_says_so(
     assert loaded.skip and torch.equal(loaded(photo), photo)
 
 
+BUNDLED_STEPS = 20818  # images/models/starry_night.pt: all its stages
+
+
 def test_the_bundled_network_records_its_stages_and_keeps_the_photo():
     """images/models/starry_night.pt: trained in stages on the 28 bundled photos, never shown the
-    held-out photos; its last stages use the command line's loss defaults (relu1_1 ... relu5_1),
-    and the stages add up to the steps and seconds it reports. On the held-out city it keeps more
-    of the photo than a flat grey picture does (the first network, style x 100, scored worse than
-    grey) and is far nearer the painting's style than the untrained network."""
+    held-out photos. Each stage is recorded whole (every training setting), the file's own settings
+    are its last stage's (what a further stage would continue with), the last stage uses the
+    command line's loss layers (relu4_2; relu1_1 ... relu5_1 with the default shares), and the
+    stages add up to the steps and seconds it reports. On the held-out city it keeps more of the
+    photo than a flat grey picture does (the first network, style x 100, scored worse than grey)
+    and is far nearer the painting's style than the untrained network."""
     from helpers.optimization import StyleTransfer
 
     net, settings = load_model(ROOT / "images/models/starry_night.pt")
     plain = lambda v: list(v) if isinstance(v, tuple) else v  # noqa: E731 (a file stores lists)
     defaults = TrainingConfig().as_dict()
-    for key, value in defaults.items():
-        if key not in ("steps", "device", "precision", "report_every", "checkpoint_every"):
-            assert plain(settings.get(key)) == plain(value), key
+    recipe = [k for k in defaults if k not in ("steps", "device", "report_every", "checkpoint_every")]
     stages = settings["stages"]
-    last = stages[-1]
-    for key in ("style_layers", "style_layer_weights"):
-        assert plain(last[key]) == plain(defaults[key]), key
-    assert settings["steps_done"] == sum(s["steps_done"] for s in stages) == 19818
+    for i, stage in enumerate(stages, start=1):
+        assert [k for k in recipe if k not in stage] == [], f"stage {i}"
+    for key in recipe:
+        assert plain(settings[key]) == plain(stages[-1][key]), key
+    for key in ("content_layers", "style_layers", "style_layer_weights"):
+        assert plain(stages[-1][key]) == plain(defaults[key]), key
+    assert settings["steps_done"] == sum(s["steps_done"] for s in stages) == BUNDLED_STEPS
     assert settings["seconds"] == pytest.approx(sum(s["seconds"] for s in stages), abs=1)
     assert settings["photos"] == 28
     assert Path(settings["style"]).name == "starry_night.jpg"
