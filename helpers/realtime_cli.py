@@ -241,4 +241,21 @@ def _apply(args):
     where = outs[0] if done == 1 else (Path(args.output) if args.output else "beside the photos")
     print(f"Saved {done} picture{'s' * (done != 1)} to {where} ({seconds / done:.2f} s each, loading and "
           "saving included)")
+    _stroke_size_note(files, args.size, settings.get("photo_px"))
     return 0
+
+
+def _stroke_size_note(files, size_px, trained_px):
+    """One line when the photos are far larger than those the network learned on: its strokes keep
+    their size in pixels, so on a 4000 px photo a network trained at 512 px paints a fine texture."""
+    from .memory import planned_shape
+
+    if size_px is not None or not trained_px:
+        return
+    edges = [(max(shape), f) for f in files if (shape := planned_shape(f, None))]
+    if not edges or max(edges)[0] <= 2 * trained_px:
+        return
+    largest, f = max(edges)
+    print(f"Note: this network learned its strokes on photos of {trained_px} px, and {f.name} is {largest} px "
+          f"across, so they come out about {largest / trained_px:.0f} times finer; --size {2 * trained_px} "
+          "makes them bolder (and the picture smaller)", file=sys.stderr)

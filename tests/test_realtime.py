@@ -352,6 +352,21 @@ def test_a_photo_too_large_for_memory_is_refused_in_one_line_with_a_size_that_fi
     assert not any((tmp_path / "out").glob("*.png"))
 
 
+def test_apply_says_when_a_photo_is_far_larger_than_the_network_learned_on(tmp_path):
+    """Strokes keep their size in pixels: a photo 4x the training photos' size gets a one-line note
+    naming it and a --size; with --size, or a photo of about the trained size, no note."""
+    save_model(TransformNet(width=8, residual_blocks=1), tmp_path / "m.pt", {"photo_px": 32})
+    Image.new("RGB", (128, 96)).save(tmp_path / "big.jpg")
+    Image.new("RGB", (60, 40)).save(tmp_path / "small.jpg")
+    big = _cli("apply", "m.pt", "big.jpg", "--device", "cpu", cwd=tmp_path)
+    assert big.returncode == 0, big.stderr
+    assert ("Note: this network learned its strokes on photos of 32 px, and big.jpg is 128 px across, so they "
+            "come out about 4 times finer; --size 64 makes them bolder") in big.stderr
+    for args in (["big.jpg", "--size", "64", "--overwrite"], ["small.jpg"]):
+        quiet = _cli("apply", "m.pt", *args, "--device", "cpu", cwd=tmp_path)
+        assert quiet.returncode == 0 and "Note:" not in quiet.stderr, quiet.stderr
+
+
 def test_with_skip_the_untrained_network_returns_the_photo_and_its_file_says_so(tmp_path):
     net = TransformNet(width=8, residual_blocks=1, skip=True)
     photo = torch.rand(1, 3, 37, 29)
