@@ -46,6 +46,13 @@ def judges(px=EVAL_PX):
             for name in HELD_OUT}
 
 
+def run_network(name):
+    """The network an earlier run NAME saved (notes/issue22/NAME.state.pt), on the CPU."""
+    net = TransformNet()
+    net.load_state_dict(torch.load(OUT / f"{name}.state.pt", map_location="cpu"))
+    return net
+
+
 @torch.no_grad()
 def one_pass(net, js):
     """The held-out photos stylized by `net` (on its own device), back on the CPU in float32."""
@@ -115,7 +122,7 @@ def train(args):
         trainer.net.load_state_dict(net.state_dict())
         init = given["stages"][-1]["run"]
     elif init:  # another run's network (e.g. a content-only warm-up)
-        trainer.net.load_state_dict(torch.load(OUT / f"{init}.state.pt", map_location="cpu"))
+        trainer.net.load_state_dict(run_network(init).state_dict())
     style_weight = config.style_weight
     track = []
 
@@ -167,23 +174,22 @@ def model(args):
 
     js = judges()
     net, settings = load_model(args.path)
-    held = {name: js[name].content for name in HELD_OUT}
+    out = one_pass(net, js)
+    times = []
     with torch.no_grad():
-        out = {name: net(x).clamp(0, 1) for name, x in held.items()}
-        times = []
         for _ in range(5):
             start = time.perf_counter()
-            net(held["city"])
+            net(js["city"].content)
             times.append(time.perf_counter() - start)
-    one_pass = sorted(times)[2]
+    pass_s = sorted(times)[2]
     start = time.perf_counter()
     stylize(bundled_images("content")["city"], bundled_images("style")["starry_night"], size_px=EVAL_PX, steps=300)
     optimization = time.perf_counter() - start
     save_strip(out, js, OUT / f"{args.name}.jpg")
     record({"name": args.name, "model": str(args.path), "steps": settings.get("steps_done"),
             "train_seconds": settings.get("seconds"), "held_out": judge(js, out),
-            "one_pass_s": round(one_pass, 4), "optimization_300_s": round(optimization, 1),
-            "speed_up": round(optimization / one_pass), "threads": torch.get_num_threads(),
+            "one_pass_s": round(pass_s, 4), "optimization_300_s": round(optimization, 1),
+            "speed_up": round(optimization / pass_s), "threads": torch.get_num_threads(),
             "machine": f"{cpu_name()} ({cpu_family_model()})"})
 
 
@@ -221,8 +227,7 @@ def bundle(args):
     stages = [{**recipe(stages[0]), **s} for s in stages]
     top = {**TrainingConfig(**recipe(stages[-1])).as_dict(), "steps": steps, "style": settings["style"], "steps_done": steps,
            "photos": settings["photos"], "seconds": seconds, "stages": stages}
-    net = TransformNet()
-    net.load_state_dict(torch.load(OUT / f"{args.runs[-1]}.state.pt"))
+    net = run_network(args.runs[-1])
     out = Path(args.out)
     save_model(net.eval(), out, json.loads(json.dumps(top)), overwrite=True)  # lists, as the file stores them
     out.with_name(out.stem + "-track.json").write_text(json.dumps(track, indent=1) + "\n", encoding="utf-8")
@@ -241,8 +246,7 @@ def large(args):
             net, settings = load_model(name)
             name = "bundled-" + settings["stages"][-1]["run"].split("-")[0] if "stages" in settings else Path(name).stem
         else:
-            net = TransformNet()
-            net.load_state_dict(torch.load(OUT / f"{name}.state.pt", map_location="cpu"))
+            net = run_network(name)
         out = one_pass(net.eval(), js)
         save_strip(out, js, OUT / f"{name}-512.jpg")
         record({"name": f"{name} at 512 px", "px": 512, "held_out_512": judge(js, out)})
